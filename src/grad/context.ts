@@ -1,0 +1,59 @@
+// Gradient builder: the RuleContext handed to each rule, built from the forward
+// graph's index. Shared by the driver and by the per-rule gradient checks.
+import { NodeProto, TensorProto } from '../onnx/proto';
+import { attrFloat, attrInt, attrInts, attrString, attrTensor } from '../onnx/attrs';
+import { tensorToInts } from '../onnx/tensor';
+import { Emitter } from './emit';
+import type { Dim, RuleContext } from './types';
+
+export interface ConstantSource {
+  /** An initializer by name. */
+  initializer(name: string): TensorProto | undefined;
+  /** The node producing a tensor (to see through Constant nodes). */
+  producer(name: string): NodeProto | undefined;
+}
+
+export function constantInts(src: ConstantSource, name: string): number[] | undefined {
+  if (!name) return undefined;
+  const init = src.initializer(name);
+  if (init) return tensorToInts(init);
+  const p = src.producer(name);
+  if (p?.op_type === 'Constant') {
+    const t = attrTensor(p, 'value');
+    if (t) return tensorToInts(t);
+    const ints = attrInts(p, 'value_ints');
+    if (ints) return ints;
+    const i = attrInt(p, 'value_int');
+    if (i !== undefined) return [i];
+  }
+  return undefined;
+}
+
+export function makeRuleContext(args: {
+  node: NodeProto;
+  opset: number;
+  gradOutputs: (string | null)[];
+  needsGrad: (i: number) => boolean;
+  emit: Emitter;
+  constants: ConstantSource;
+  shape: (name: string) => Dim[] | undefined;
+}): RuleContext {
+  const { node } = args;
+  const inputs = node.input ?? [];
+  return {
+    node,
+    opset: args.opset,
+    numInputs: inputs.length,
+    input: (i) => inputs[i] ?? '',
+    output: (i) => node.output?.[i] ?? '',
+    gradOutput: (i) => args.gradOutputs[i] ?? null,
+    needsGrad: (i) => !!inputs[i] && args.needsGrad(i),
+    attrInt: (name, dflt) => attrInt(node, name, dflt),
+    attrInts: (name) => attrInts(node, name),
+    attrFloat: (name, dflt) => attrFloat(node, name, dflt),
+    attrString: (name, dflt) => attrString(node, name, dflt),
+    constInts: (i) => constantInts(args.constants, inputs[i] ?? ''),
+    shape: args.shape,
+    emit: args.emit,
+  };
+}
