@@ -124,7 +124,9 @@ export async function gradCheck(c: GradCase, mode: 'dynamic' | 'static' = 'dynam
     inputs: [...graphInputs, ...gradOuts.map((k) => valueInfo(`dy${k}`, F, mode === 'static' ? outDims[k] : outDims[k].map((_, j) => `dy${k}_d${j}`)))],
     outputs: wanted.map((i) => valueInfo(grads[i] as string, F)),
     initializers: [...initializers, ...emit.initializers],
-    opset,
+    // Training graphs import at least opset 16 (ScatterND/ScatterElements reduction='add');
+    // from 14 to 16 no op used here changed meaning, only gained types.
+    opset: Math.max(opset, 16),
   });
   const bwd = await session(gradModel);
   const gfeeds = feeds(0);
