@@ -21,8 +21,24 @@ export class Emitter {
     /** Prefix for every new name, e.g. `/encoder/layer.0/MatMul/grad`. Changeable per rule. */
     public prefix: string,
     /** Static shapes, when known (used by `unbroadcast` to skip the dynamic path). */
-    readonly shapeOf: (name: string) => Dim[] | undefined = () => undefined,
+    private readonly knownShape: (name: string) => Dim[] | undefined = () => undefined,
   ) {}
+
+  private readonly declared = new Map<string, Dim[]>();
+
+  /** Static shape of a forward tensor, or of a new tensor a rule declared. */
+  shapeOf(name: string): Dim[] | undefined {
+    return this.declared.get(name) ?? this.knownShape(name);
+  }
+
+  /**
+   * Records the static shape of a tensor a rule just made (e.g. `dY * B` is shaped like Y),
+   * so `unbroadcast` can still take its static path. Returns `name` for chaining.
+   */
+  declareShape(name: string, dims: Dim[] | undefined): string {
+    if (dims) this.declared.set(name, dims);
+    return name;
+  }
 
   name(what: string): string {
     return this.names.uniqueName(`${this.prefix}/${what}`);

@@ -9,6 +9,7 @@ import { AttrValue, makeAttrs } from '../../src/onnx/attrs';
 import { makeTensor } from '../../src/onnx/tensor';
 import { Emitter } from '../../src/grad/emit';
 import { makeRuleContext } from '../../src/grad/context';
+import type { Dim } from '../../src/grad/types';
 import { findRule } from '../../src/grad/rules';
 import { F, I64, BOOL, makeModel, randn, rng, session, valueInfo } from './build';
 
@@ -99,11 +100,18 @@ export async function gradCheck(c: GradCase, mode: 'dynamic' | 'static' = 'dynam
   const u = c.inputs.map((inp, i) => (isDiff(i) ? randn(rand, values[i].length) : new Float32Array(0)));
 
   // Gradient model: the rule's nodes on top of the forward node, seeded with v.
-  const shapes = new Map<string, number[]>();
-  c.inputs.forEach((inp, i) => shapes.set(names[i], inp.dims));
-  outDims.forEach((d, k) => shapes.set(`y${k}`, d));
+  // What the driver's shape inference would know. Static: everything. Dynamic: what real
+  // exports give, the rank with symbolic input dims and unknown (null) output dims.
+  // A gradient dy_k is shaped like its output y_k.
+  const shapes = new Map<string, Dim[]>();
+  c.inputs.forEach((inp, i) => shapes.set(names[i], mode === 'static' || inp.constant ? inp.dims : inp.dims.map((_, k) => `${names[i]}_d${k}`)));
+  outDims.forEach((d, k) => {
+    const known = mode === 'static' ? d : d.map(() => null);
+    shapes.set(`y${k}`, known);
+    shapes.set(`dy${k}`, known);
+  });
   const used = new Set<string>([...names, ...node.output!]);
-  const emit = new Emitter({ uniqueName: (b) => { let n = b; for (let k = 1; used.has(n); k++) n = `${b}_${k}`; used.add(n); return n; } }, `${node.name}/grad`, (n) => (mode === 'static' ? shapes.get(n) : undefined));
+  const emit = new Emitter({ uniqueName: (b) => { let n = b; for (let k = 1; used.has(n); k++) n = `${b}_${k}`; used.add(n); return n; } }, `${node.name}/grad`, (n) => shapes.get(n));
   const entry = findRule(c.op, c.domain ?? '');
   if (!entry) throw new Error(`no rule for ${c.op}`);
   const ctx = makeRuleContext({
@@ -113,7 +121,7 @@ export async function gradCheck(c: GradCase, mode: 'dynamic' | 'static' = 'dynam
     needsGrad: isDiff,
     emit,
     constants: { initializer: (n) => initializers.find((t) => t.name === n), producer: () => undefined },
-    shape: (n) => (mode === 'static' ? shapes.get(n) : undefined),
+    shape: (n) => emit.shapeOf(n),
   });
   const grads = entry.rule(ctx);
   const wanted = c.inputs.map((_, i) => i).filter(isDiff);

@@ -2,9 +2,41 @@
 // Adding a rule = one import and one line in RULES. Duplicates are refused.
 import type { RuleEntry } from '../types';
 import { Add } from './Add';
+import { Transpose } from './Transpose';
+import { Reshape } from './Reshape';
+import { Flatten } from './Flatten';
+import { Squeeze } from './Squeeze';
+import { Unsqueeze } from './Unsqueeze';
+import { Concat } from './Concat';
+import { Split } from './Split';
+import { Slice } from './Slice';
+import { Gather } from './Gather';
+import { Expand } from './Expand';
+import { Tile } from './Tile';
+import { Pad } from './Pad';
+import { Trilu } from './Trilu';
+import { ConstantOfShape } from './ConstantOfShape';
+import { Constant } from './Constant';
+import { NON_DIFFERENTIABLE } from './nonDifferentiable';
 
 const RULES: RuleEntry[] = [
   Add,
+  Transpose,
+  Reshape,
+  Flatten,
+  Squeeze,
+  Unsqueeze,
+  Concat,
+  Split,
+  Slice,
+  Gather,
+  Expand,
+  Tile,
+  Pad,
+  Trilu,
+  ConstantOfShape,
+  Constant,
+  ...NON_DIFFERENTIABLE,
 ];
 
 const TABLE = new Map<string, RuleEntry>();
