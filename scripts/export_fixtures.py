@@ -258,6 +258,7 @@ def reference(fx, model, onnx_model, mapping):
             'losses': {out: losses[out].item() for out, _ in heads},
             'gradients': dict(sorted(grads.items())),
         }
+    check_grl_decomposition(fx, model, args, labels, cases, mapping)
     return {
         'model': f'models/{fx.name}.onnx',
         'generator': 'scripts/export_fixtures.py',
@@ -271,6 +272,28 @@ def reference(fx, model, onnx_model, mapping):
         'outputs': {k: tensor_json(v) for k, v in outputs.items()},
         'cases': cases,
     }
+
+
+def check_grl_decomposition(fx, model, args, labels, cases, mapping):
+    """Guard the GRL wiring: with per-head gradients gA, gB, head A's own parameters must get
+    1.0·gA, head B's 0.5·gB and the shared trunk 0.5·gB − λ·1.0·gA."""
+    per_head = {}
+    for out in (fx.head_a, fx.head_b):
+        model.zero_grad(set_to_none=True)
+        logits = dict(zip(model.output_names, model(*args)))
+        cross_entropy(logits[out], labels[out]).backward()
+        per_head[out] = {n: (torch.zeros_like(p) if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    owner = lambda pname: next((o for o in (fx.head_a, fx.head_b) if pname.startswith(o.split('_')[0] + '.')), None)
+    for pname, _ in model.named_parameters():
+        ga, gb = per_head[fx.head_a][pname], per_head[fx.head_b][pname]
+        h = owner(pname)
+        want = WEIGHTS[0] * ga if h == fx.head_a else WEIGHTS[1] * gb if h == fx.head_b else WEIGHTS[1] * gb - LAMBDA * WEIGHTS[0] * ga
+        init, transposed = mapping[pname]
+        got = torch.tensor(np.asarray(cases['grl']['gradients'][init]['data'].a).reshape(cases['grl']['gradients'][init]['dims']))
+        got = got.t() if transposed else got
+        if not torch.allclose(got, want, rtol=1e-4, atol=1e-6):
+            fail(f'{fx.name}: GRL gradient of {pname} is not the expected decomposition')
 
 
 def write_text(path, text):

@@ -1,8 +1,8 @@
 // Gradient builder: the RuleContext handed to each rule, built from the forward
 // graph's index. Shared by the driver and by the per-rule gradient checks.
-import { NodeProto, TensorProto } from '../onnx/proto';
+import { DataType, NodeProto, TensorProto } from '../onnx/proto';
 import { attrFloat, attrInt, attrInts, attrString, attrTensor } from '../onnx/attrs';
-import { tensorToInts } from '../onnx/tensor';
+import { tensorToInts, tensorToNumbers } from '../onnx/tensor';
 import { Emitter } from './emit';
 import type { Dim, RuleContext } from './types';
 
@@ -16,17 +16,22 @@ export interface ConstantSource {
 export function constantInts(src: ConstantSource, name: string): number[] | undefined {
   if (!name) return undefined;
   const init = src.initializer(name);
-  if (init) return tensorToInts(init);
+  if (init) return intsOf(init);
   const p = src.producer(name);
   if (p?.op_type === 'Constant') {
     const t = attrTensor(p, 'value');
-    if (t) return tensorToInts(t);
+    if (t) return intsOf(t);
     const ints = attrInts(p, 'value_ints');
     if (ints) return ints;
     const i = attrInt(p, 'value_int');
     if (i !== undefined) return [i];
   }
   return undefined;
+}
+
+/** Integer (or bool, as 0/1: Dropout's training_mode) values of a constant tensor. */
+function intsOf(t: TensorProto): number[] {
+  return t.data_type === DataType.BOOL ? tensorToNumbers(t) : tensorToInts(t);
 }
 
 export function makeRuleContext(args: {

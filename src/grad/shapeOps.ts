@@ -90,9 +90,3 @@ export function reshapeToInput(ctx: RuleContext): (string | null)[] {
   grads[0] = ctx.emit.op('Reshape', [dy, shapeOf(ctx, ctx.input(0))], { allowzero: A.int(1) }, 'dx');
   return grads;
 }
-
-/** Clamp constant int64s read as JS numbers (INT64_MAX arrives as 2^63) into a safe range. */
-export function safeInts(values: number[]): number[] {
-  const lim = Number.MAX_SAFE_INTEGER;
-  return values.map((v) => Math.max(-lim, Math.min(lim, v)));
-}

@@ -45,10 +45,19 @@ export interface GradCheckResult {
   numeric: number;
   /** The analytic gradients per differentiated input, for hand-checked expectations. */
   grads: Map<number, Float32Array>;
+  /** The seed dL/dy_k fed for each output (random), for hand-checked expectations. */
+  dys: Float32Array[];
+}
+
+/** Values at or beyond ±2^63 (e.g. INT64_MAX slice ends, which float32 rounds to 2^63) saturate instead of wrapping. */
+function toInt64(v: number): bigint {
+  if (v >= 2 ** 63) return 2n ** 63n - 1n;
+  if (v <= -(2 ** 63)) return -(2n ** 63n);
+  return BigInt(v);
 }
 
 function ortTensor(type: CaseInput['type'], data: ArrayLike<number>, dims: number[]): ort.Tensor {
-  if (type === 'int64') return new ort.Tensor('int64', BigInt64Array.from(Array.from(data), (v) => BigInt(v)), dims);
+  if (type === 'int64') return new ort.Tensor('int64', BigInt64Array.from(Array.from(data), toInt64), dims);
   if (type === 'bool') return new ort.Tensor('bool', Uint8Array.from(data), dims);
   return new ort.Tensor('float32', Float32Array.from(data), dims);
 }
@@ -58,7 +67,7 @@ function elemType(t: CaseInput['type']): number {
 }
 
 function initializerFor(name: string, inp: CaseInput, data: ArrayLike<number>): TensorProto {
-  if (inp.type === 'int64') return makeTensor(name, I64, inp.dims, BigInt64Array.from(Array.from(data), (v) => BigInt(v)));
+  if (inp.type === 'int64') return makeTensor(name, I64, inp.dims, BigInt64Array.from(Array.from(data), toInt64));
   if (inp.type === 'bool') return makeTensor(name, BOOL, inp.dims, Uint8Array.from(data));
   return makeTensor(name, F, inp.dims, Float32Array.from(data));
 }
@@ -171,7 +180,7 @@ export async function gradCheck(c: GradCase, mode: 'dynamic' | 'static' = 'dynam
   }
   await fwd.release();
   await bwd.release();
-  return { analytic, numeric, grads: gradMap };
+  return { analytic, numeric, grads: gradMap, dys: v };
 }
 
 /** Run a case with both symbolic and static shapes. */

@@ -14,6 +14,6 @@ export const Dropout: RuleEntry = {
       if (!mode) throw nodeError(ctx, `training_mode '${training}' is not a constant; only inference-mode Dropout (identity) has a gradient rule`);
       if (mode.some((v) => v !== 0)) throw nodeError(ctx, 'training_mode is true; only inference-mode Dropout (identity) has a gradient rule, export the model in eval mode');
     }
-    return [ctx.needsGrad(0) ? ctx.gradOutput(0) : null, null, null];
+    return Array.from({ length: ctx.numInputs }, (_, i) => (i === 0 && ctx.needsGrad(0) ? ctx.gradOutput(0) : null));
   },
 };

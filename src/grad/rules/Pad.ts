@@ -3,7 +3,7 @@
 // those cells get zeros. d value = sum(dY) - sum(dX): the cells the value
 // filled. From opset 18 an `axes` input names the padded axes; our Pad must
 // stay valid at 16, so such pads are scattered into a full-rank vector.
-// Opsets 2-10 carry pads as an attribute. reflect/edge/wrap are refused.
+// Opsets 1-10 (pads as an attribute) and reflect/edge/wrap modes are refused.
 import { A } from '../../onnx/attrs';
 import { GrlError } from '../../onnx/errors';
 import { asInt64, int64Fill, rankOf, shapeOf, wrapNegative } from '../shapeOps';
@@ -11,7 +11,6 @@ import type { RuleContext, RuleEntry } from '../types';
 
 function negatedPads(ctx: RuleContext): string {
   const { emit } = ctx;
-  if (ctx.opset < 11) return emit.int64s((ctx.attrInts('pads') ?? []).map((p) => -p), 'pads');
   const pads = ctx.constInts(1);
   const axesGiven = ctx.opset >= 18 && !!ctx.input(3);
   if (pads && !axesGiven) return emit.int64s(pads.map((p) => -p), 'pads');
@@ -33,8 +32,12 @@ export const Pad: RuleEntry = {
     const grads: (string | null)[] = Array.from({ length: ctx.numInputs }, () => null);
     const dy = ctx.gradOutput(0);
     const wantX = ctx.needsGrad(0);
-    const wantValue = ctx.opset >= 11 && ctx.needsGrad(2);
+    const wantValue = ctx.needsGrad(2);
     if (!dy || (!wantX && !wantValue)) return grads;
+    if (ctx.opset < 11) {
+      // Training graphs import opset >= 16, where an attribute-style Pad is not even valid.
+      throw new GrlError(`Pad node '${ctx.node.name}': opset ${ctx.opset} Pad (pads as an attribute) has no gradient rule; opset 11+ is supported`);
+    }
     const mode = ctx.attrString('mode', 'constant');
     if (mode !== 'constant') {
       throw new GrlError(`Pad node '${ctx.node.name}': no gradient for mode '${mode}' (only 'constant' is supported)`);

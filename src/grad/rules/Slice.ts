@@ -6,23 +6,18 @@
 //    with the very same starts/ends/axes/steps, then ScatterElements dY into
 //    zeros at those positions. Reusing Slice itself keeps the spec's clamping,
 //    negative indices and INT64_MAX ends exactly as the forward pass saw them.
-// Opsets 1-9 carry starts/ends/axes as attributes; they become constants.
+// Opsets 1-9 (starts/ends as attributes) are refused.
 import { A } from '../../onnx/attrs';
-import { asInt64, int64Fill, int64Scalar, rankOf, safeInts, shapeOf, wrapNegative, zerosOfShape } from '../shapeOps';
+import { GrlError } from '../../onnx/errors';
+import { asInt64, int64Fill, int64Scalar, rankOf, shapeOf, wrapNegative, zerosOfShape } from '../shapeOps';
 import type { RuleContext, RuleEntry } from '../types';
 
 interface SliceArgs { starts: string; ends: string; axes?: string; steps?: string; unitSteps: boolean }
 
 function sliceArgs(ctx: RuleContext): SliceArgs {
-  const { emit } = ctx;
   if (ctx.opset < 10) {
-    const axes = ctx.attrInts('axes');
-    return {
-      starts: emit.int64s(safeInts(ctx.attrInts('starts') ?? []), 'starts'),
-      ends: emit.int64s(safeInts(ctx.attrInts('ends') ?? []), 'ends'),
-      axes: axes ? emit.int64s(axes, 'slice_axes') : undefined,
-      unitSteps: true,
-    };
+    // Training graphs import opset >= 16, where an attribute-style Slice is not even valid.
+    throw new GrlError(`Slice node '${ctx.node.name}': opset ${ctx.opset} Slice (starts/ends as attributes) has no gradient rule; opset 10+ is supported`);
   }
   const steps = ctx.input(4) || undefined;
   const constSteps = steps ? ctx.constInts(4) : [];

@@ -2,6 +2,32 @@
 // Adding a rule = one import and one line in RULES. Duplicates are refused.
 import type { RuleEntry } from '../types';
 import { Add } from './Add';
+import { Sub } from './Sub';
+import { Mul } from './Mul';
+import { Div } from './Div';
+import { Pow } from './Pow';
+import { Sqrt } from './Sqrt';
+import { Reciprocal } from './Reciprocal';
+import { Neg } from './Neg';
+import { Exp } from './Exp';
+import { Log } from './Log';
+import { Tanh } from './Tanh';
+import { Erf } from './Erf';
+import { Sigmoid } from './Sigmoid';
+import { Relu } from './Relu';
+import { Gelu } from './Gelu';
+import { Softmax } from './Softmax';
+import { LogSoftmax } from './LogSoftmax';
+import { MatMul } from './MatMul';
+import { Gemm } from './Gemm';
+import { ReduceMean } from './ReduceMean';
+import { ReduceSum } from './ReduceSum';
+import { LayerNormalization } from './LayerNormalization';
+import { Where } from './Where';
+import { Cast } from './Cast';
+import { Identity } from './Identity';
+import { Dropout } from './Dropout';
+import { Sum } from './Sum';
 import { Transpose } from './Transpose';
 import { Reshape } from './Reshape';
 import { Flatten } from './Flatten';
@@ -18,9 +44,36 @@ import { Trilu } from './Trilu';
 import { ConstantOfShape } from './ConstantOfShape';
 import { Constant } from './Constant';
 import { NON_DIFFERENTIABLE } from './nonDifferentiable';
+import { GradientReversal } from './GradientReversal';
 
 const RULES: RuleEntry[] = [
   Add,
+  Sub,
+  Mul,
+  Div,
+  Pow,
+  Sqrt,
+  Reciprocal,
+  Neg,
+  Exp,
+  Log,
+  Tanh,
+  Erf,
+  Sigmoid,
+  Relu,
+  Gelu,
+  Softmax,
+  LogSoftmax,
+  MatMul,
+  Gemm,
+  ReduceMean,
+  ReduceSum,
+  LayerNormalization,
+  Where,
+  Cast,
+  Identity,
+  Dropout,
+  Sum,
   Transpose,
   Reshape,
   Flatten,
@@ -37,6 +90,7 @@ const RULES: RuleEntry[] = [
   ConstantOfShape,
   Constant,
   ...NON_DIFFERENTIABLE,
+  GradientReversal,
 ];
 
 const TABLE = new Map<string, RuleEntry>();

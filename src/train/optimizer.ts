@@ -1,0 +1,187 @@
+// Training artifacts: the optimizer model (`optimizer_model.onnx`) in standard ONNX
+// ops. It updates ONE flat vector holding every trainable parameter back to back
+// (TrainingSession keeps params, grads and moments contiguous), so the update is a
+// handful of elementwise kernels over N floats instead of hundreds of tiny ones.
+//
+// Inputs: learning_rate (float scalar), step (int64 scalar, 1-based: the number of
+// this update, for bias correction), params [N], gradients [N], the state
+// (exp_avg, exp_avg_sq for AdamW; momentum_buffer for SGD), and the
+// hyperparameters as float scalars so a session can change them per step.
+// Outputs: params_out, the updated state (`<state>_out`) and grad_norm (the global
+// L2 norm of the gradients before clipping, as clip_grad_norm_ returns it).
+//
+// Semantics are PyTorch's: torch.optim.AdamW (decoupled weight decay, bias
+// correction, no amsgrad), torch.optim.SGD (weight decay added to the gradient,
+// momentum buffer = d on the first step, dampening 0, no nesterov) and
+// torch.nn.utils.clip_grad_norm_ (scale = max_norm / (norm + 1e-6) when below 1;
+// max_grad_norm <= 0 disables clipping).
+//
+// Every read of an input X happens in an ancestor of the node that writes
+// X_out, so a session may bind X_out to X's own buffer (in-place update);
+// `inPlacePairs` lists those pairs and `checkInPlaceSafe` verifies the property.
+import { DataType, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/proto';
+import { A, AttrValue, makeAttrs } from '../onnx/attrs';
+import { makeTensor } from '../onnx/tensor';
+import { Graph } from '../onnx/graph';
+import { GrlError } from '../onnx/errors';
+
+export type OptimizerKind = 'adamw' | 'sgd';
+
+export interface OptimizerHyperparameters {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  momentum: number;
+  /** <= 0 disables clipping. */
+  maxGradNorm: number;
+}
+
+/** PyTorch's defaults for each optimizer (AdamW's weight decay is 0.01 there too). */
+export function defaultHyperparameters(kind: OptimizerKind): OptimizerHyperparameters {
+  return kind === 'adamw'
+    ? { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, momentum: 0, maxGradNorm: 0 }
+    : { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, momentum: 0, maxGradNorm: 0 };
+}
+
+/** State vectors per optimizer, in checkpoint order (ORT names them momentum0, momentum1). */
+export const OPTIMIZER_STATES: Record<OptimizerKind, readonly string[]> = {
+  adamw: ['exp_avg', 'exp_avg_sq'],
+  sgd: ['momentum_buffer'],
+};
+
+/** Scalar hyperparameter inputs of each optimizer model, with the field they come from. */
+export const HYPERPARAMETER_INPUTS: Record<OptimizerKind, readonly [string, keyof OptimizerHyperparameters][]> = {
+  adamw: [['beta1', 'beta1'], ['beta2', 'beta2'], ['eps', 'eps'], ['weight_decay', 'weightDecay'], ['max_grad_norm', 'maxGradNorm']],
+  sgd: [['momentum', 'momentum'], ['weight_decay', 'weightDecay'], ['max_grad_norm', 'maxGradNorm']],
+};
+
+/** (input, output) pairs a session may alias: the output overwrites the input's buffer. */
+export function inPlacePairs(kind: OptimizerKind): [string, string][] {
+  return ['params', ...OPTIMIZER_STATES[kind]].map((n) => [n, `${n}_out`]);
+}
+
+/** Which optimizer a model is, from its inputs. */
+export function optimizerKindOf(inputNames: readonly string[]): OptimizerKind {
+  if (inputNames.includes('exp_avg')) return 'adamw';
+  if (inputNames.includes('momentum_buffer')) return 'sgd';
+  throw new GrlError(`not a grl-onnx optimizer model: it has neither 'exp_avg' nor 'momentum_buffer' inputs (inputs: ${inputNames.join(', ')})`);
+}
+
+/** Collects nodes and scalar constants of the optimizer graph with readable names. */
+class OptGraph {
+  readonly nodes: NodeProto[] = [];
+  readonly inits: TensorProto[] = [];
+  /** Outputs are unique, so the node is named after its output. */
+  op(opType: string, inputs: string[], out: string, attrs?: Record<string, AttrValue>): string {
+    this.nodes.push({ name: `optimizer/${out}`, op_type: opType, input: inputs, output: [out], attribute: makeAttrs(attrs) });
+    return out;
+  }
+
+  float(name: string, v: number): string {
+    this.inits.push(makeTensor(name, DataType.FLOAT, [], Float32Array.of(v)));
+    return name;
+  }
+
+  int64(name: string, v: number): string {
+    this.inits.push(makeTensor(name, DataType.INT64, [], BigInt64Array.of(BigInt(v))));
+    return name;
+  }
+}
+
+function scalar(name: string, elemType: number): ValueInfoProto {
+  return { name, type: { tensor_type: { elem_type: elemType, shape: { dim: [] } } } };
+}
+
+function vector(name: string): ValueInfoProto {
+  return { name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'N' }] } } } };
+}
+
+/** Clipped gradient and the pre-clip global norm (clip_grad_norm_ semantics). */
+function clipGradients(g: OptGraph): { grad: string; norm: string } {
+  const sumSq = g.op('ReduceSumSquare', ['gradients'], 'grad_sum_sq', { keepdims: A.int(0) });
+  const norm = g.op('Sqrt', [sumSq], 'grad_norm');
+  const denom = g.op('Add', [norm, g.float('clip_eps', 1e-6)], 'clip_denom');
+  const coef = g.op('Div', ['max_grad_norm', denom], 'clip_coef');
+  const one = 'one';
+  const clamped = g.op('Min', [coef, one], 'clip_coef_clamped');
+  const enabled = g.op('Greater', ['max_grad_norm', g.float('zero', 0)], 'clip_enabled');
+  const scale = g.op('Where', [enabled, clamped, one], 'clip_scale');
+  return { grad: g.op('Mul', ['gradients', scale], 'grad_clipped'), norm };
+}
+
+function adamwNodes(g: OptGraph, grad: string): void {
+  const one = 'one';
+  const stepf = g.op('Cast', ['step'], 'step_f', { to: A.int(DataType.FLOAT) });
+  // Decoupled weight decay: θ ← θ·(1 − lr·wd), before the Adam update.
+  const lrWd = g.op('Mul', ['learning_rate', 'weight_decay'], 'lr_wd');
+  const decay = g.op('Sub', [one, lrWd], 'decay');
+  const decayed = g.op('Mul', ['params', decay], 'params_decayed');
+  // m ← β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
+  const oneMinusB1 = g.op('Sub', [one, 'beta1'], 'one_minus_beta1');
+  const oneMinusB2 = g.op('Sub', [one, 'beta2'], 'one_minus_beta2');
+  const m = g.op('Add', [g.op('Mul', ['exp_avg', 'beta1'], 'exp_avg_scaled'), g.op('Mul', [grad, oneMinusB1], 'grad_scaled')], 'exp_avg_out');
+  const gg = g.op('Mul', [grad, grad], 'grad_sq');
+  const v = g.op('Add', [g.op('Mul', ['exp_avg_sq', 'beta2'], 'exp_avg_sq_scaled'), g.op('Mul', [gg, oneMinusB2], 'grad_sq_scaled')], 'exp_avg_sq_out');
+  // step_size = lr / (1 − β1^t) ; denom = √v / √(1 − β2^t) + eps
+  const bc1 = g.op('Sub', [one, g.op('Pow', ['beta1', stepf], 'beta1_pow')], 'bias_correction1');
+  const bc2 = g.op('Sub', [one, g.op('Pow', ['beta2', stepf], 'beta2_pow')], 'bias_correction2');
+  const stepSize = g.op('Div', ['learning_rate', bc1], 'step_size');
+  const bc2Sqrt = g.op('Sqrt', [bc2], 'bias_correction2_sqrt');
+  const denom = g.op('Add', [g.op('Div', [g.op('Sqrt', [v], 'exp_avg_sq_sqrt'), bc2Sqrt], 'exp_avg_sq_hat'), 'eps'], 'denom');
+  const update = g.op('Mul', [g.op('Div', [m, denom], 'direction'), stepSize], 'update');
+  g.op('Sub', [decayed, update], 'params_out');
+}
+
+function sgdNodes(g: OptGraph, grad: string): void {
+  // d = g + wd·θ ; buf = d on the first step, else momentum·buf + d ; θ ← θ − lr·buf.
+  // With momentum 0 the buffer equals d exactly (0·buf + d), matching plain SGD.
+  const d = g.op('Add', [grad, g.op('Mul', ['params', 'weight_decay'], 'decay_term')], 'd_p');
+  const first = g.op('Equal', ['step', g.int64('step_one', 1)], 'is_first_step');
+  const carried = g.op('Add', [g.op('Mul', ['momentum_buffer', 'momentum'], 'buf_scaled'), d], 'buf_carried');
+  const buf = g.op('Where', [first, d, carried], 'momentum_buffer_out');
+  g.op('Sub', ['params', g.op('Mul', [buf, 'learning_rate'], 'update')], 'params_out');
+}
+
+/** The flat optimizer model for `kind`. */
+export function buildOptimizerModel(kind: OptimizerKind): ModelProto {
+  const g = new OptGraph();
+  g.float('one', 1);
+  const { grad, norm } = clipGradients(g);
+  if (kind === 'adamw') adamwNodes(g, grad);
+  else sgdNodes(g, grad);
+  const states = OPTIMIZER_STATES[kind];
+  const inputs: ValueInfoProto[] = [
+    scalar('learning_rate', DataType.FLOAT),
+    scalar('step', DataType.INT64),
+    vector('params'),
+    vector('gradients'),
+    ...states.map(vector),
+    ...HYPERPARAMETER_INPUTS[kind].map(([n]) => scalar(n, DataType.FLOAT)),
+  ];
+  const outputs: ValueInfoProto[] = [vector('params_out'), ...states.map((s) => vector(`${s}_out`)), scalar(norm, DataType.FLOAT)];
+  return {
+    ir_version: 8,
+    producer_name: 'grl-onnx',
+    doc_string: `grl-onnx ${kind} optimizer over one flat parameter vector (PyTorch semantics)`,
+    opset_import: [{ domain: '', version: 17 }],
+    graph: { name: `${kind}_optimizer`, node: g.nodes, input: inputs, output: outputs, initializer: g.inits },
+    metadata_props: [{ key: 'grl-onnx.optimizer', value: kind }],
+  };
+}
+
+/**
+ * Check that binding each `X_out` to `X`'s buffer is safe: every node reading X must be
+ * an ancestor of (or be) the node writing X_out, so it has run before the write.
+ */
+export function checkInPlaceSafe(model: ModelProto, pairs: [string, string][], source = 'optimizer model'): void {
+  const graph = new Graph(model.graph ?? {});
+  for (const [input, output] of pairs) {
+    const writer = graph.producer(output);
+    if (!writer) throw new GrlError(`${source}: no node produces '${output}'`);
+    const before = graph.ancestors(output);
+    for (const reader of graph.consumersOf(input)) {
+      if (!before.has(reader)) throw new GrlError(`${source}: node ${reader.name ?? reader.op_type} reads '${input}' but does not run before '${output}' is written; it cannot be updated in place`);
+    }
+  }
+}
