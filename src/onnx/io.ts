@@ -180,6 +180,8 @@ export interface SaveOptions {
   externalData?: boolean | { threshold?: number; location?: string };
   /** Refuse to overwrite this path (the input). */
   protect?: string[];
+  /** Where `dest = '-'` writes its chunks (default: file descriptor 1). The CLI injects its stdout here. */
+  stdout?: (chunk: Uint8Array) => void;
 }
 
 /** Protobuf refuses messages of 2 GiB and more; we externalize before getting close. */
@@ -212,7 +214,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
   const anyExternal = inits.some(goesOut);
   if (anyExternal && dest === '-') throw new GrlError('cannot write a model with external data to stdout; give -o FILE');
   for (const p of opts.protect ?? []) {
-    if (dest !== '-' && path.resolve(p) === path.resolve(dest)) throw new GrlError(`${dest}: refusing to overwrite the input model (use --in-place to allow it)`, { file: dest });
+    if (dest !== '-' && p !== '-' && sameFile(p, dest)) throw new GrlError(`${dest}: refusing to overwrite the input model (use --in-place to allow it)`, { file: dest });
   }
 
   let dataFile: AtomicFile | undefined;
@@ -242,7 +244,8 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
     }
     const chunks = encodeModelChunks(model.proto, emitted);
     if (dest === '-') {
-      writeAllToFd(1, chunks);
+      if (opts.stdout) for (const c of chunks) opts.stdout(c);
+      else writeAllToFd(1, chunks);
     } else {
       const out = new AtomicFile(dest);
       try {
@@ -257,6 +260,18 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
     }
   } finally {
     dataFile?.abort();
+  }
+}
+
+/** Same path, or another name (symlink, hard link) for the same file. */
+function sameFile(a: string, b: string): boolean {
+  if (path.resolve(a) === path.resolve(b)) return true;
+  try {
+    const sa = fs.statSync(a);
+    const sb = fs.statSync(b);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
   }
 }
 

@@ -90,9 +90,11 @@ const norm = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
 function tensorDims(vi: ValueInfoProto): Dim[] | undefined {
   const s = vi.type?.tensor_type?.shape;
   if (!s) return undefined;
+  // Decoded messages carry proto defaults on their prototype (dim_value 0), so only an own
+  // dim_value counts, and a named dim wins.
   return (s.dim ?? []).map((d) => {
-    if (d.dim_value !== undefined && d.dim_value !== null) return toNumber(d.dim_value);
-    return d.dim_param ? d.dim_param : null;
+    if (d.dim_param) return d.dim_param;
+    return Object.prototype.hasOwnProperty.call(d, 'dim_value') && d.dim_value !== undefined && d.dim_value !== null ? toNumber(d.dim_value) : null;
   });
 }
 

@@ -53,7 +53,7 @@ export interface HeadAnalysis {
   heads: HeadInfo[];
   /** For each node, the graph outputs that depend on it. */
   outputsOf: Map<NodeProto, string[]>;
-  /** Outputs that have no node of their own (part of the shared trunk, or a graph input). */
+  /** Outputs that are not heads: no node of their own (part of the shared trunk), or not differentiable. */
   trunkOutputs: string[];
   diff: Set<string>;
 }
@@ -75,7 +75,8 @@ export function analyzeHeads(model: Model, graph = new Graph(model.proto.graph ?
   for (const o of outputs) {
     const exclusive = graph.nodes.filter((n) => outputsOf.get(n)?.length === 1 && outputsOf.get(n)?.[0] === o);
     const own = exclusive.filter((n) => !isGrlNode(n));
-    if (!own.length) {
+    // An output with no node of its own, or one no gradient can flow from (a shape), is not a head.
+    if (!own.length || !diff.has(o)) {
       trunkOutputs.push(o);
       continue;
     }
@@ -172,7 +173,7 @@ export function resolveHead(model: Model, name: string, analysis = analyzeHeads(
     }
   }
   if (trunkOutputs.includes(name)) {
-    throw new GrlError(`${model.source}: output '${name}' has no nodes of its own (it is part of the shared trunk), so it is not a head; available heads: ${listHeads(heads)}`, { file: model.source });
+    throw new GrlError(`${model.source}: output '${name}' is not a head (it has no nodes of its own, or carries no gradient); available heads: ${listHeads(heads)}`, { file: model.source });
   }
   throw new GrlError(`${model.source}: no head '${name}'; available heads: ${listHeads(heads)}`, { file: model.source });
 }

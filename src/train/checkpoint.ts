@@ -28,6 +28,9 @@ export const CHECKPOINT_IDENTIFIER = 'ODTC';
 /** ORT's kCheckpointVersion (2 added ModuleState.is_nominal_state). */
 export const CHECKPOINT_VERSION = 2;
 
+/** Property-bag key holding grl-onnx's exact (float64) session settings as JSON. */
+export const SESSION_PROPERTY = 'grl-onnx.session';
+
 export interface NamedTensor {
   name: string;
   dims: number[];

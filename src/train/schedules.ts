@@ -22,7 +22,8 @@ export function lrFactor(s: LrSchedule, step: number): number {
     case 'linear':
       return Math.max(0, (s.totalSteps - step) / Math.max(1, s.totalSteps - warmup));
     case 'cosine': {
-      const progress = (step - warmup) / Math.max(1, s.totalSteps - warmup);
+      // Clamped so steps past the end stay at 0 instead of climbing the next half-wave.
+      const progress = Math.min(1, (step - warmup) / Math.max(1, s.totalSteps - warmup));
       return Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)));
     }
   }

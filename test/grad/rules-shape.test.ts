@@ -140,6 +140,10 @@ describe('Gather gradient', () => {
     await gradCheckBoth({ op: 'Gather', inputs: [f(4, 3), ci([-2], [])] });
     await gradCheckBoth({ op: 'Gather', inputs: [f(2, 4, 3), ci([2], [])], attrs: { axis: A.int(1) } });
   });
+  it('1-D data on axis 0 and axis -1', async () => {
+    await gradCheckBoth({ op: 'Gather', inputs: [f(5), ci([4, 0, 4], [3])] });
+    await gradCheckBoth({ op: 'Gather', inputs: [f(5), di([-1, 2, 2], [3])], attrs: { axis: A.int(-1) } });
+  });
   it('works for an opset 14 model (gradient graph at opset 16)', async () => {
     await gradCheckBoth({ op: 'Gather', inputs: [f(6, 2), di([5, 5, 0])], opset: 14 });
   });
@@ -256,5 +260,18 @@ describe('non-differentiable and constant ops', () => {
     const ctx = { numInputs: n, gradOutput: () => 'dy', needsGrad: () => true } as never;
     expect(entry!.rule(ctx)).toEqual(Array.from({ length: n }, () => null));
     expect(entry!.nonDifferentiable ?? []).toEqual(Array.from({ length: n }, (_, i) => i));
+  });
+});
+
+describe('opsets whose forward op keeps its arguments in attributes', () => {
+  it.each([['Slice', 10], ['Pad', 11], ['Tile', 6]] as const)('%s declares minOpset %d and refuses older nodes by name', (op, min) => {
+    const entry = findRule(op)!;
+    expect(entry.minOpset).toBe(min);
+    const ctx = {
+      node: { name: 'old_node', op_type: op }, opset: min - 1, numInputs: 2,
+      input: (i: number) => (i === 0 ? 'x' : ''), gradOutput: () => 'dy', needsGrad: (i: number) => i === 0,
+      attrString: (_: string, d: string) => d, constInts: () => undefined,
+    } as never;
+    expect(() => entry.rule(ctx)).toThrow(new RegExp(`^${op} node 'old_node': opset ${min - 1} ${op} .* has no gradient rule; opset ${min}\\+ is supported$`));
   });
 });

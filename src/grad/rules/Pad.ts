@@ -27,6 +27,7 @@ function negatedPads(ctx: RuleContext): string {
 
 export const Pad: RuleEntry = {
   opType: 'Pad',
+  minOpset: 11,
   nonDifferentiable: [1, 3],
   rule: (ctx) => {
     const grads: (string | null)[] = Array.from({ length: ctx.numInputs }, () => null);

@@ -70,6 +70,7 @@ function scatterBack(ctx: RuleContext, dy: string, a: SliceArgs): string {
 
 export const Slice: RuleEntry = {
   opType: 'Slice',
+  minOpset: 10,
   nonDifferentiable: [1, 2, 3, 4],
   rule: (ctx) => {
     const grads: (string | null)[] = Array.from({ length: ctx.numInputs }, () => null);

@@ -8,6 +8,7 @@ import type { RuleEntry } from '../types';
 
 export const Tile: RuleEntry = {
   opType: 'Tile',
+  minOpset: 6,
   nonDifferentiable: [1],
   rule: (ctx) => {
     const dy = ctx.gradOutput(0);
@@ -34,6 +35,6 @@ export const Tile: RuleEntry = {
       axes = emit.op('Range', [int64Scalar(emit, 0, 'zero_s'), twice, two], undefined, 'repeat_axes');
     }
     const split = emit.op('Reshape', [dy, interleaved], { allowzero: A.int(1) }, 'dy_interleaved');
-    return [emit.op('ReduceSum', [split, typeof axes === 'string' ? axes : emit.int64s(axes, 'axes')], { keepdims: A.int(0) }, 'dx'), null];
+    return [emit.reduceSum(split, axes, false, 'dx'), null];
   },
 };

@@ -1,0 +1,11 @@
+// CLI: the explicit list of commands. Adding one = a file in this folder with
+// command/describe/builder/handler, one import and one line below. Keep
+// imports here light: handlers load the heavy modules lazily so --help is fast.
+import type { GrlCommand } from '../command';
+import { inspectCommand } from './inspect';
+import { patchCommand } from './patch';
+
+export const COMMANDS: GrlCommand[] = [
+  inspectCommand,
+  patchCommand,
+];

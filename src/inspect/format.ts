@@ -1,0 +1,53 @@
+// `grl-onnx inspect`, human output: renders an InspectReport as text.
+// Pure (returns a string); the CLI decides where it goes.
+import type { InspectReport, TensorSummary } from './inspect';
+
+const num = (n: number) => n.toLocaleString('en-US');
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+function tensorLine(t: TensorSummary, width: number): string {
+  const shape = t.shape ? `[${t.shape.map((d) => (d === null ? '?' : String(d))).join(', ')}]` : '(shape unknown)';
+  return `    ${t.name.padEnd(width)}  ${t.type.toLowerCase().padEnd(7)} ${shape}`;
+}
+
+export function formatInspectReport(r: InspectReport): string {
+  const lines: string[] = [];
+  const width = Math.max(0, ...[...r.inputs, ...r.outputs].map((t) => t.name.length));
+  lines.push(r.file);
+  lines.push(`  IR ${r.irVersion}; opsets ${r.opsets.map((o) => `${o.domain} ${o.version}`).join(', ')}; producer ${[r.producer.name, r.producer.version].filter(Boolean).join(' ') || '(none)'}`);
+  lines.push('  inputs:');
+  for (const t of r.inputs) lines.push(tensorLine(t, width));
+  lines.push('  outputs:');
+  for (const t of r.outputs) lines.push(tensorLine(t, width));
+  const ext = r.externalInitializers ? `, ${r.externalInitializers} stored externally` : '';
+  lines.push(`  parameters: ${num(r.parameters)} (${formatBytes(r.initializerBytes)} in ${r.initializerCount} initializers${ext})`);
+  lines.push(`  nodes: ${num(r.nodeCount)}; ops: ${r.ops.map((o) => `${o.op} ${o.count}`).join(', ')}`);
+  lines.push('  heads:');
+  if (!r.heads.length) lines.push('    (none: no output has a branch of its own)');
+  for (const h of r.heads) {
+    const grl = h.grl ? `; GRL '${h.grl.node}' λ=${h.grl.lambda}${h.grl.at !== h.spliceTensor ? ` at '${h.grl.at}'` : ''}` : '';
+    lines.push(`    ${h.name} -> ${h.output}: ${h.exclusiveNodes} exclusive node${h.exclusiveNodes === 1 ? '' : 's'}, leaves the trunk at '${h.spliceTensor || '?'}'${grl}`);
+  }
+  lines.push(`  GRLs: ${r.grls.length ? r.grls.map((g) => `${g.node} (head ${g.head || '?'}, λ=${g.lambda})`).join(', ') : 'none'}`);
+  if (r.missingGradientRules.length) {
+    lines.push(`  no gradient rule yet (training would fail): ${r.missingGradientRules.map((m) => `${m.domain ? `${m.domain}::` : ''}${m.op} (${m.nodes.length} node${m.nodes.length === 1 ? '' : 's'}, e.g. ${m.nodes[0]})`).join(', ')}`);
+  } else {
+    lines.push('  gradient rules: every op on a path from a parameter to an output has one');
+  }
+  if (r.warnings.length) {
+    lines.push('  warnings:');
+    for (const w of r.warnings) lines.push(`    - ${w}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,486 @@
+// Training: TrainingSession, ONNX Runtime's on-device training API for JavaScript
+// (onnxruntime-common 1.17–1.19) rebuilt on stock onnxruntime-node
+// InferenceSessions: one for the training graph (forward + backward), one for the
+// eval graph, one for the flat optimizer model.
+//
+// Memory: trainable parameters, gradients and optimizer state live in contiguous
+// Float32Arrays allocated once at create time, in checkpoint order. Every
+// per-parameter ort.Tensor is a view (subarray) of them, created once.
+//
+// What moves per step (onnxruntime-node 1.30, measured in test/train/session.test.ts
+// and scripts/bench-session.js):
+//  - feeds are zero-copy: ORT reads parameters, gradients and moments in place;
+//  - bound outputs (`<param>_grad`, params_out, <state>_out) are written by ORT
+//    straight into our buffers; the optimizer binds each output to its own input's
+//    buffer (an in-place update, safe because the optimizer model reads every
+//    input before writing its output: see checkInPlaceSafe);
+//  - but the 1.30 binding also returns every fetched output as a fresh
+//    ArrayBuffer copy, which we drop: per step that is one parameter-sized native
+//    copy for the gradients plus one per optimizer output (3 for AdamW, 2 for SGD).
+//    No JS code allocates or copies a parameter-sized array.
+//  - gradient accumulation (a second runTrainStep without lazyResetGrad) binds the
+//    gradients to a scratch buffer allocated on first use and adds it in JS.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { GrlError } from '../onnx/errors';
+import { Model, loadModel, saveModel } from '../onnx/io';
+import { DataType, TensorProto } from '../onnx/proto';
+import { dimsOf, makeTensor, numElements } from '../onnx/tensor';
+import { CheckpointState, NamedTensor, PropertyBag, loadCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, SESSION_PROPERTY } from './checkpoint';
+import { ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
+import {
+  HYPERPARAMETER_INPUTS, OPTIMIZER_STATES, OptimizerHyperparameters, OptimizerKind,
+  checkInPlaceSafe, defaultHyperparameters, inPlacePairs, optimizerKindOf,
+} from './optimizer';
+import { LambdaSchedule, LrSchedule, lambdaAt, lrAt } from './schedules';
+
+export type URIorBuffer = string | Uint8Array;
+
+export interface TrainingSessionCreateOptions {
+  checkpointState?: URIorBuffer | CheckpointState;
+  trainModel?: URIorBuffer;
+  evalModel?: URIorBuffer;
+  optimizerModel?: URIorBuffer;
+  /** The original inference model (same initializer names), for exportModelForInferencing. */
+  inferenceModel?: URIorBuffer;
+  /** Gradient output of each trainable parameter (default `<param>_grad`; artifacts.json has them). */
+  gradOutputs?: Record<string, string>;
+  /** An artifacts folder (see generateArtifacts): supplies every file not given above. */
+  artifactsDir?: string;
+}
+
+export const LAMBDA_INPUT = /^grl\.(.+)\.lambda$/;
+
+interface SessionSettings {
+  optimizer?: OptimizerKind;
+  learningRate?: number;
+  hyperparameters?: OptimizerHyperparameters;
+  lambdas?: Record<string, number>;
+}
+
+interface ParamSlot {
+  name: string;
+  /** Its gradient output in the training graph. */
+  grad: string;
+  dims: number[];
+  offset: number;
+  size: number;
+}
+
+type Feeds = Record<string, ort.Tensor>;
+
+function scalarTensor(v: number): ort.Tensor {
+  return new ort.Tensor('float32', Float32Array.of(v), []);
+}
+
+function resolveOptions(o: TrainingSessionCreateOptions | string): Required<Pick<TrainingSessionCreateOptions, 'checkpointState' | 'trainModel'>> & TrainingSessionCreateOptions {
+  const opts = typeof o === 'string' ? { artifactsDir: o } : o;
+  const dir = opts.artifactsDir;
+  const inDir = (file: string, must: boolean): string | undefined => {
+    if (!dir) return undefined;
+    const p = path.join(dir, file);
+    if (fs.existsSync(p)) return p;
+    if (must) throw new GrlError(`${dir}: not a grl-onnx artifacts folder (no ${file})`, { file: dir });
+    return undefined;
+  };
+  const checkpointState = opts.checkpointState ?? inDir(ARTIFACT_FILES.checkpoint, true);
+  const trainModel = opts.trainModel ?? inDir(ARTIFACT_FILES.trainModel, true);
+  if (!checkpointState || !trainModel) throw new GrlError('TrainingSession.create needs checkpointState and trainModel (or an artifacts folder)');
+  return {
+    ...opts,
+    checkpointState,
+    trainModel,
+    evalModel: opts.evalModel ?? inDir(ARTIFACT_FILES.evalModel, false),
+    optimizerModel: opts.optimizerModel ?? inDir(ARTIFACT_FILES.optimizerModel, false),
+    inferenceModel: opts.inferenceModel ?? inDir(ARTIFACT_FILES.inferenceModel, false),
+    gradOutputs: opts.gradOutputs ?? (dir ? readArtifactsMetadata(dir)?.outputs.grads : undefined),
+  };
+}
+
+async function createOrtSession(src: URIorBuffer, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  try {
+    return typeof src === 'string' ? await ort.InferenceSession.create(src, options) : await ort.InferenceSession.create(src, options);
+  } catch (e) {
+    throw new GrlError(`${typeof src === 'string' ? src : '<model buffer>'}: onnxruntime cannot load it: ${(e as Error).message.split('\n')[0]}`, { cause: e });
+  }
+}
+
+export class TrainingSession {
+  private readonly slots: ParamSlot[];
+  private readonly params: Float32Array;
+  private readonly grads: Float32Array;
+  private scratch: Float32Array | undefined;
+  private readonly states: Float32Array[];
+  private readonly paramViews: Feeds = {};
+  private readonly gradViews: Feeds = {};
+  private scratchViews: Feeds = {};
+  private readonly paramsFlat: ort.Tensor;
+  private readonly gradsFlat: ort.Tensor;
+  private readonly statesFlat: ort.Tensor[];
+  private readonly lambdaFeeds = new Map<string, { input: string; tensor: ort.Tensor }>();
+  private readonly lrFeed = scalarTensor(0);
+  private readonly stepFeed = new ort.Tensor('int64', BigInt64Array.of(1n), []);
+  private readonly hyperFeeds: Record<string, ort.Tensor> = {};
+  private gradsPending = false;
+  private stepCount: number;
+  private baseLr: number;
+  private hyper: OptimizerHyperparameters;
+  private lrSchedule: LrSchedule | ((step: number, baseLr: number) => number) | undefined;
+  private lambdaSchedule: { schedule: LambdaSchedule; totalSteps: number; lambdaMax: Record<string, number> } | undefined;
+  private lastGradNorm = NaN;
+  private inferenceModel: Model | undefined;
+  /** User properties saved in the checkpoint's property bag (data position, RNG seed, ...). */
+  readonly properties: PropertyBag;
+
+  readonly trainingInputNames: readonly string[];
+  readonly trainingOutputNames: readonly string[];
+  readonly evalInputNames: readonly string[];
+  readonly evalOutputNames: readonly string[];
+  readonly optimizerKind: OptimizerKind | undefined;
+
+  private constructor(
+    private readonly train: ort.InferenceSession,
+    private readonly evalSession: ort.InferenceSession | undefined,
+    private readonly optimizer: ort.InferenceSession | undefined,
+    private readonly checkpoint: CheckpointState,
+    private readonly inferenceSource: URIorBuffer | undefined,
+    gradOutputs: Record<string, string> | undefined,
+  ) {
+    const ckpt = checkpoint;
+    let offset = 0;
+    this.slots = ckpt.trainable.map((t) => {
+      const slot = { name: t.name, grad: gradOutputs?.[t.name] ?? `${t.name}_grad`, dims: t.dims, offset, size: t.data.length };
+      offset += t.data.length;
+      return slot;
+    });
+    this.params = new Float32Array(offset);
+    this.grads = new Float32Array(offset);
+    for (const [i, t] of ckpt.trainable.entries()) this.params.set(t.data, this.slots[i].offset);
+    for (const s of this.slots) {
+      this.paramViews[s.name] = new ort.Tensor('float32', this.params.subarray(s.offset, s.offset + s.size), s.dims);
+      this.gradViews[s.name] = new ort.Tensor('float32', this.grads.subarray(s.offset, s.offset + s.size), s.dims);
+    }
+    this.paramsFlat = new ort.Tensor('float32', this.params, [offset]);
+    this.gradsFlat = new ort.Tensor('float32', this.grads, [offset]);
+
+    const settings = readSettings(ckpt.properties);
+    const group = ckpt.optimizerGroups[0];
+    this.optimizerKind = optimizer ? optimizerKindOf(optimizer.inputNames) : settings.optimizer;
+    this.stepCount = group?.step ?? 0;
+    this.baseLr = settings.learningRate ?? group?.initialLearningRate ?? 1e-3;
+    this.hyper = { ...defaultHyperparameters(this.optimizerKind ?? 'adamw'), ...settings.hyperparameters };
+    this.states = (this.optimizerKind ? OPTIMIZER_STATES[this.optimizerKind] : []).map(() => new Float32Array(offset));
+    this.statesFlat = this.states.map((s) => new ort.Tensor('float32', s, [offset]));
+    if (group && this.optimizerKind) this.loadOptimizerState(group.states);
+
+    const { ints, floats, strings } = ckpt.properties;
+    this.properties = { ints: { ...ints }, floats: { ...floats }, strings: { ...strings } };
+    delete this.properties.strings[SESSION_PROPERTY];
+
+    const paramNames = new Set(this.slots.map((s) => s.name));
+    for (const input of train.inputNames) {
+      const m = LAMBDA_INPUT.exec(input);
+      if (!m) continue;
+      const v = settings.lambdas?.[m[1]] ?? ckpt.properties.floats[input] ?? 1;
+      this.lambdaFeeds.set(m[1], { input, tensor: scalarTensor(v) });
+    }
+    const lambdaInputs = new Set([...this.lambdaFeeds.values()].map((l) => l.input));
+    const isUser = (n: string) => !paramNames.has(n) && !lambdaInputs.has(n);
+    this.trainingInputNames = train.inputNames.filter(isUser);
+    const gradNames = new Set(this.slots.map((s) => s.grad));
+    this.trainingOutputNames = train.outputNames.filter((n) => !gradNames.has(n));
+    this.evalInputNames = evalSession ? evalSession.inputNames.filter(isUser) : [];
+    this.evalOutputNames = evalSession ? [...evalSession.outputNames] : [];
+    this.validate();
+  }
+
+  /**
+   * Open a session from an artifacts folder, or from checkpoint and model paths or bytes.
+   * ORT's intra-op threads default to the number of cores.
+   */
+  static async create(options: TrainingSessionCreateOptions | string, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<TrainingSession> {
+    const o = resolveOptions(options);
+    const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: os.availableParallelism(), ...sessionOptions };
+    const ckpt = o.checkpointState instanceof Uint8Array || typeof o.checkpointState === 'string' ? loadCheckpoint(o.checkpointState) : o.checkpointState;
+    if (o.optimizerModel) {
+      const model = loadModel(o.optimizerModel, { name: '<optimizer model>' });
+      const names = (model.proto.graph?.input ?? []).map((i) => i.name ?? '');
+      checkInPlaceSafe(model.proto, inPlacePairs(optimizerKindOf(names)), model.source);
+    }
+    const train = await createOrtSession(o.trainModel, opts);
+    const evalSession = o.evalModel ? await createOrtSession(o.evalModel, opts) : undefined;
+    const optimizer = o.optimizerModel ? await createOrtSession(o.optimizerModel, opts) : undefined;
+    return new TrainingSession(train, evalSession, optimizer, ckpt, o.inferenceModel, o.gradOutputs);
+  }
+
+  private validate(): void {
+    const inputs = new Set(this.train.inputNames);
+    const outputs = new Set(this.train.outputNames);
+    for (const s of this.slots) {
+      if (!inputs.has(s.name)) throw new GrlError(`training model has no input for trainable parameter '${s.name}' listed in the checkpoint`);
+      if (!outputs.has(s.grad)) throw new GrlError(`training model has no output '${s.grad}' for trainable parameter '${s.name}'`);
+    }
+    if (this.optimizer) {
+      const want = ['learning_rate', 'step', 'params', 'gradients', ...this.states.map((_, k) => OPTIMIZER_STATES[this.optimizerKind as OptimizerKind][k])];
+      const missing = want.filter((n) => !this.optimizer?.inputNames.includes(n));
+      if (missing.length) throw new GrlError(`optimizer model lacks inputs ${missing.join(', ')}`);
+    }
+  }
+
+  private loadOptimizerState(states: CheckpointState['optimizerGroups'][number]['states']): void {
+    const byName = new Map(states.map((s) => [s.paramName, s.momentums]));
+    for (const slot of this.slots) {
+      const moms = byName.get(slot.name);
+      if (!moms) continue;
+      if (moms.length !== this.states.length) throw new GrlError(`checkpoint has ${moms.length} optimizer states for '${slot.name}'; ${this.optimizerKind} needs ${this.states.length}`);
+      moms.forEach((m, k) => {
+        if (m.data.length !== slot.size) throw new GrlError(`checkpoint optimizer state ${m.name} of '${slot.name}' has ${m.data.length} values, the parameter ${slot.size}`);
+        this.states[k].set(m.data, slot.offset);
+      });
+    }
+  }
+
+  // ------------------------------------------------------------ steps
+
+  private paramFeeds(inputNames: readonly string[], user: Feeds): Feeds {
+    const feeds: Feeds = { ...user };
+    for (const s of this.slots) if (inputNames.includes(s.name)) feeds[s.name] = this.paramViews[s.name];
+    for (const { input, tensor } of this.lambdaFeeds.values()) if (!(input in feeds) && inputNames.includes(input)) feeds[input] = tensor;
+    return feeds;
+  }
+
+  /** Forward + backward on one batch. Gradients add up until lazyResetGrad(). Returns the non-gradient outputs. */
+  async runTrainStep(feeds: Feeds): Promise<Record<string, ort.Tensor>> {
+    this.applyLambdaSchedule();
+    const accumulate = this.gradsPending;
+    if (accumulate && !this.scratch) {
+      this.scratch = new Float32Array(this.params.length);
+      for (const s of this.slots) this.scratchViews[s.name] = new ort.Tensor('float32', this.scratch.subarray(s.offset, s.offset + s.size), s.dims);
+    }
+    const targets = accumulate ? this.scratchViews : this.gradViews;
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const o of this.trainingOutputNames) fetches[o] = null;
+    for (const s of this.slots) fetches[s.grad] = targets[s.name];
+    const result = await this.train.run(this.paramFeeds(this.train.inputNames, feeds), fetches);
+    if (accumulate) {
+      const g = this.grads;
+      const add = this.scratch as Float32Array;
+      for (let i = 0; i < g.length; i++) g[i] += add[i];
+    }
+    this.gradsPending = true;
+    const out: Record<string, ort.Tensor> = {};
+    for (const o of this.trainingOutputNames) out[o] = result[o] as ort.Tensor;
+    return out;
+  }
+
+  /** One optimizer update from the accumulated gradients, in place. */
+  async runOptimizerStep(): Promise<void> {
+    if (!this.optimizer || !this.optimizerKind) throw new GrlError('this TrainingSession has no optimizer model');
+    (this.lrFeed.data as Float32Array)[0] = this.getLearningRate();
+    (this.stepFeed.data as BigInt64Array)[0] = BigInt(this.stepCount + 1);
+    const feeds: Feeds = { learning_rate: this.lrFeed, step: this.stepFeed, params: this.paramsFlat, gradients: this.gradsFlat };
+    const fetches: Record<string, ort.Tensor | null> = { params_out: this.paramsFlat, grad_norm: null };
+    OPTIMIZER_STATES[this.optimizerKind].forEach((name, k) => {
+      feeds[name] = this.statesFlat[k];
+      fetches[`${name}_out`] = this.statesFlat[k];
+    });
+    for (const [input, field] of HYPERPARAMETER_INPUTS[this.optimizerKind]) {
+      const t = (this.hyperFeeds[input] ??= scalarTensor(0));
+      (t.data as Float32Array)[0] = this.hyper[field];
+      feeds[input] = t;
+    }
+    const result = await this.optimizer.run(feeds, fetches);
+    this.lastGradNorm = (result.grad_norm.data as Float32Array)[0];
+    this.stepCount++;
+  }
+
+  /** The next runTrainStep overwrites the gradients instead of adding to them. */
+  async lazyResetGrad(): Promise<void> {
+    this.gradsPending = false;
+  }
+
+  async runEvalStep(feeds: Feeds): Promise<Record<string, ort.Tensor>> {
+    if (!this.evalSession) throw new GrlError('this TrainingSession has no eval model');
+    const result = await this.evalSession.run(this.paramFeeds(this.evalSession.inputNames, feeds));
+    return result as Record<string, ort.Tensor>;
+  }
+
+  // ------------------------------------------------------------ parameters
+
+  getParametersSize(trainableOnly = true): number {
+    return this.params.length + (trainableOnly ? 0 : this.checkpoint.frozen.reduce((n, t) => n + t.data.length, 0));
+  }
+
+  /** A copy of the parameters as one float32 tensor: trainable in checkpoint order, then frozen. */
+  async getContiguousParameters(trainableOnly = true): Promise<ort.Tensor> {
+    const out = new Float32Array(this.getParametersSize(trainableOnly));
+    out.set(this.params);
+    if (!trainableOnly) {
+      let at = this.params.length;
+      for (const t of this.checkpoint.frozen) {
+        out.set(t.data, at);
+        at += t.data.length;
+      }
+    }
+    return new ort.Tensor('float32', out, [out.length]);
+  }
+
+  /** Replace the parameters from a buffer laid out like getContiguousParameters (bytes, as ORT takes, or floats). */
+  async loadParametersBuffer(buffer: Uint8Array | Float32Array, trainableOnly = true): Promise<void> {
+    const floats = buffer instanceof Float32Array ? buffer : new Float32Array(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength));
+    const want = this.getParametersSize(trainableOnly);
+    if (floats.length !== want) throw new GrlError(`loadParametersBuffer: got ${floats.length} floats, the session has ${want}`);
+    if (!trainableOnly) {
+      let at = this.params.length;
+      for (const t of this.checkpoint.frozen) {
+        const part = floats.subarray(at, at + t.data.length);
+        if (part.some((v, i) => !Object.is(v, t.data[i]))) throw new GrlError(`loadParametersBuffer: frozen parameter '${t.name}' differs; frozen parameters are constants of the training graphs (regenerate the artifacts to change them)`);
+        at += t.data.length;
+      }
+    }
+    this.params.set(floats.subarray(0, this.params.length));
+  }
+
+  /** Parameter names in buffer order, with their offsets (for tools that slice the contiguous buffer). */
+  get parameterLayout(): readonly ParamSlot[] {
+    return this.slots;
+  }
+
+  // ------------------------------------------------------------ lr, λ, hyperparameters
+
+  /** The learning rate the next runOptimizerStep uses. */
+  getLearningRate(): number {
+    const s = this.lrSchedule;
+    if (!s) return this.baseLr;
+    return typeof s === 'function' ? s(this.stepCount, this.baseLr) : lrAt(s, this.baseLr, this.stepCount);
+  }
+
+  /** Set the base learning rate (a registered schedule scales it). */
+  setLearningRate(lr: number): void {
+    this.baseLr = lr;
+  }
+
+  /** A schedule, or a function of (0-based step, base lr) giving the lr of that step. */
+  registerLearningRateScheduler(schedule: LrSchedule | ((step: number, baseLr: number) => number) | undefined): void {
+    this.lrSchedule = schedule;
+  }
+
+  get optimizerStep(): number {
+    return this.stepCount;
+  }
+
+  /** Global gradient L2 norm (before clipping) of the last optimizer step. */
+  get lastGradientNorm(): number {
+    return this.lastGradNorm;
+  }
+
+  getHyperparameters(): OptimizerHyperparameters {
+    return { ...this.hyper };
+  }
+
+  setHyperparameters(h: Partial<OptimizerHyperparameters>): void {
+    this.hyper = { ...this.hyper, ...h };
+  }
+
+  /** GRL heads and their current λ. */
+  getLambdas(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [head, { tensor }] of this.lambdaFeeds) out[head] = (tensor.data as Float32Array)[0];
+    return out;
+  }
+
+  setLambda(head: string, value: number): void {
+    const l = this.lambdaFeeds.get(head);
+    if (!l) throw new GrlError(`no gradient-reversal head '${head}' in the training model (heads: ${[...this.lambdaFeeds.keys()].join(', ') || 'none'})`);
+    (l.tensor.data as Float32Array)[0] = value;
+  }
+
+  /** Drive every λ from a schedule over `totalSteps` optimizer steps; λ_max is each head's current λ unless given. */
+  registerLambdaScheduler(schedule: LambdaSchedule | undefined, totalSteps = 1, lambdaMax?: Record<string, number>): void {
+    this.lambdaSchedule = schedule && { schedule, totalSteps, lambdaMax: { ...this.getLambdas(), ...lambdaMax } };
+  }
+
+  private applyLambdaSchedule(): void {
+    const s = this.lambdaSchedule;
+    if (!s) return;
+    for (const head of this.lambdaFeeds.keys()) this.setLambda(head, lambdaAt(s.schedule, s.lambdaMax[head] ?? 1, this.stepCount, s.totalSteps));
+  }
+
+  // ------------------------------------------------------------ checkpoint and export
+
+  /** The session state as a checkpoint (tensor data are views of the live buffers). */
+  checkpointState(): CheckpointState {
+    const view = (buf: Float32Array, s: ParamSlot) => buf.subarray(s.offset, s.offset + s.size);
+    const properties: PropertyBag = { ints: { ...this.properties.ints }, floats: { ...this.properties.floats }, strings: { ...this.properties.strings } };
+    const settings: SessionSettings = { optimizer: this.optimizerKind, learningRate: this.baseLr, hyperparameters: this.hyper, lambdas: this.getLambdas() };
+    properties.strings[SESSION_PROPERTY] = JSON.stringify(settings);
+    if (this.optimizerKind) properties.strings['optimizer'] = this.optimizerKind;
+    properties.floats['learning_rate'] = this.getLearningRate();
+    for (const [input, field] of this.optimizerKind ? HYPERPARAMETER_INPUTS[this.optimizerKind] : []) properties.floats[`optimizer.${input}`] = this.hyper[field];
+    for (const { input, tensor } of this.lambdaFeeds.values()) properties.floats[input] = (tensor.data as Float32Array)[0];
+    return {
+      version: CHECKPOINT_VERSION,
+      trainable: this.slots.map((s) => ({ name: s.name, dims: s.dims, data: view(this.params, s) })),
+      frozen: this.checkpoint.frozen,
+      optimizerGroups: this.optimizerKind
+        ? [{
+          name: 'group0',
+          step: this.stepCount,
+          initialLearningRate: this.baseLr,
+          states: this.slots.map((s) => ({ paramName: s.name, momentums: this.states.map((buf, k): NamedTensor => ({ name: `momentum${k}`, dims: s.dims, data: view(buf, s) })) })),
+        }]
+        : [],
+      properties,
+    };
+  }
+
+  /** Write an ORT-format checkpoint atomically. */
+  async saveCheckpoint(dest: string): Promise<void> {
+    saveCheckpoint(this.checkpointState(), dest);
+  }
+
+  /**
+   * Write the original inference graph (GRL nodes kept: identity at inference) with the
+   * trained weights under the same initializer names.
+   */
+  async exportModelForInferencing(dest: string): Promise<void> {
+    if (!this.inferenceModel) {
+      if (!this.inferenceSource) throw new GrlError('exportModelForInferencing needs the original model: pass inferenceModel to TrainingSession.create (artifacts folders carry inference_model.onnx)');
+      this.inferenceModel = loadModel(this.inferenceSource, { name: '<inference model>' });
+    }
+    const model = this.inferenceModel;
+    const graph = model.proto.graph ?? {};
+    const slotByName = new Map(this.slots.map((s) => [s.name, s]));
+    const seen = new Set<string>();
+    const initializer = (graph.initializer ?? []).map((t): TensorProto => {
+      const slot = slotByName.get(t.name ?? '');
+      if (!slot) return t;
+      seen.add(slot.name);
+      if (t.data_type !== DataType.FLOAT || numElements(dimsOf(t)) !== slot.size) throw new GrlError(`${model.source}: initializer '${t.name}' does not match trainable parameter (${slot.size} floats)`);
+      const fresh = makeTensor(slot.name, DataType.FLOAT, dimsOf(t), this.params.subarray(slot.offset, slot.offset + slot.size));
+      return t.doc_string ? { ...fresh, doc_string: t.doc_string } : fresh;
+    });
+    const missing = this.slots.filter((s) => !seen.has(s.name));
+    if (missing.length) throw new GrlError(`${model.source}: has no initializer for trained parameter(s) ${missing.slice(0, 3).map((s) => `'${s.name}'`).join(', ')}`);
+    saveModel({ ...model, proto: { ...model.proto, graph: { ...graph, initializer } } }, dest);
+  }
+
+  async release(): Promise<void> {
+    await this.train.release();
+    await this.evalSession?.release();
+    await this.optimizer?.release();
+  }
+}
+
+function readSettings(p: PropertyBag): SessionSettings {
+  const text = p.strings[SESSION_PROPERTY];
+  if (!text) return {};
+  try {
+    return JSON.parse(text) as SessionSettings;
+  } catch {
+    throw new GrlError(`checkpoint property '${SESSION_PROPERTY}' is not valid JSON`);
+  }
+}
+

@@ -1,0 +1,336 @@
+// Training loop: the programmatic trainer behind `grl-onnx train`. It patches
+// GRLs on the fly when asked, writes ORT-style artifacts, validates the data
+// completely before the first step, then runs steps through TrainingSession:
+// forward+backward per micro-batch, one optimizer update per step, λ and lr
+// from schedules that are pure functions of the step (so resume is exact),
+// eval and atomic checkpoints on a cadence, and the trained inference model.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { Model, loadModel } from '../onnx/io';
+import { GrlError } from '../onnx/errors';
+import { Graph } from '../onnx/graph';
+import { dimsOf } from '../onnx/tensor';
+import { patchModel } from '../patch/patch';
+import { buildTrainingGraph, TrainingGraph } from '../grad/training';
+import { writeArtifacts, ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
+import { TrainingSession } from './session';
+import { OptimizerKind } from './optimizer';
+import { parseLambdaSchedule, parseLrSchedule } from './schedules';
+import { BatchOrder, DataSpec, Example, loadJsonl, makeBatch, Batch } from '../data/jsonl';
+import { writeFileAtomic } from '../onnx/io';
+
+export interface TrainerOptions {
+  /** Model path or loaded model. Ignored when resuming (the run folder has the artifacts). */
+  model: string | Model;
+  data: string;
+  eval?: string;
+  losses: { head: string; weight?: number }[];
+  /** Splice GRLs on these heads first (if the model has none there yet). */
+  heads?: { name: string; lambda?: number }[];
+  lambdaSchedule?: string;
+  optimizer?: OptimizerKind;
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  lrSchedule?: string;
+  warmup?: number;
+  gradClip?: number;
+  gradAccum?: number;
+  freeze?: string[];
+  trainable?: string[];
+  steps?: number;
+  epochs?: number;
+  batchSize: number;
+  shuffle?: boolean;
+  seed?: number;
+  evalEvery?: number;
+  checkpointEvery?: number;
+  /** Continue the run in this folder (its checkpoint and artifacts). */
+  resume?: string;
+  out: string;
+  skipNonfinite?: boolean;
+  /** ORT intra-op threads (default: number of cores). */
+  threads?: number;
+  /** Examples already loaded (the experiment reuses them); skips reading `data`/`eval`. */
+  trainExamples?: Example[];
+  evalExamples?: Example[];
+}
+
+export interface HeadMetrics { loss: number; accuracy: number; count: number }
+
+export interface StepRecord {
+  step: number;
+  epoch: number;
+  loss: number;
+  losses: Record<string, number>;
+  accuracy: Record<string, number>;
+  lambda: Record<string, number>;
+  lr: number;
+  grad_norm: number;
+  step_ms: number;
+  skipped?: boolean;
+}
+
+export interface EvalRecord { step: number; loss: number; heads: Record<string, HeadMetrics> }
+
+export interface TrainSummary {
+  steps: number;
+  startStep: number;
+  totalSteps: number;
+  interrupted: boolean;
+  lastStep?: StepRecord;
+  lastEval?: EvalRecord;
+  out: string;
+  model: string;
+  checkpoint: string;
+  metrics: string;
+  medianStepMs: number;
+}
+
+export interface TrainerHooks {
+  onStart?(info: { totalSteps: number; startStep: number; heads: string[]; trainableParams: number; examples: number }): void;
+  onStep?(r: StepRecord): void;
+  onEval?(r: EvalRecord): void;
+  /** Polled between steps: Ctrl-C sets it. */
+  shouldStop?(): boolean;
+}
+
+export const RUN_FILES = { artifacts: 'artifacts', checkpoint: 'checkpoint', model: 'model.onnx', metrics: 'metrics.jsonl', config: 'run.json' } as const;
+
+/** Rows of the embedding table each int model input indexes (Gather(initializer, input)). */
+export function embeddingLimits(model: Model): Record<string, number> {
+  const g = new Graph(model.proto.graph ?? {});
+  const out: Record<string, number> = {};
+  for (const n of g.nodes) {
+    if (n.op_type !== 'Gather') continue;
+    const [data, idx] = n.input ?? [];
+    const t = g.initializer(data);
+    if (t && g.isGraphInput(idx)) out[idx] = Math.min(out[idx] ?? Infinity, dimsOf(t)[0]);
+  }
+  return out;
+}
+
+export function dataSpecFor(tg: Pick<TrainingGraph, 'modelInputs' | 'heads'>, limits: Record<string, number>): DataSpec {
+  const optional: Record<string, number> = {};
+  for (const name of tg.modelInputs) {
+    if (name === 'attention_mask') optional[name] = 1;
+    else if (name === 'token_type_ids' || name === 'position_ids') optional[name] = 0;
+  }
+  return {
+    inputs: tg.modelInputs,
+    optionalInputs: optional,
+    labels: tg.heads.map((h) => ({ key: h.labelInput, tokenLevel: h.tokenLevel, numClasses: h.numClasses, kind: h.kind })),
+    idLimits: limits,
+  };
+}
+
+export function batchFeeds(batch: Batch, spec: DataSpec, heads: TrainingGraph['heads']): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const name of spec.inputs) feeds[name] = new ort.Tensor('int64', batch.inputs[name], [batch.size, batch.seqLen]);
+  for (const h of heads) {
+    const data = batch.labels[h.labelInput];
+    const dims = h.tokenLevel ? [batch.size, batch.seqLen] : [batch.size];
+    feeds[h.labelInput] = data instanceof Float32Array ? new ort.Tensor('float32', data, dims) : new ort.Tensor('int64', data, dims);
+  }
+  return feeds;
+}
+
+const scalar = (t: ort.Tensor | undefined): number => (t ? Number((t.data as Float32Array)[0]) : NaN);
+
+/** Per-head loss and accuracy of the eval graph over a whole data set. */
+export async function evaluate(session: TrainingSession, examples: Example[], spec: DataSpec, tg: Pick<TrainingGraph, 'heads' | 'outputs'>, batchSize: number): Promise<Omit<EvalRecord, 'step'>> {
+  const sums: Record<string, { loss: number; correct: number; count: number }> = {};
+  for (const h of tg.heads) sums[h.head] = { loss: 0, correct: 0, count: 0 };
+  for (let s = 0; s < examples.length; s += batchSize) {
+    const batch = makeBatch(examples.slice(s, s + batchSize), spec);
+    const out = await session.runEvalStep(batchFeeds(batch, spec, tg.heads));
+    for (const h of tg.heads) {
+      const count = scalar(out[tg.outputs.count[h.head]]);
+      sums[h.head].loss += scalar(out[tg.outputs.headLoss[h.head]]) * count;
+      sums[h.head].correct += scalar(out[tg.outputs.correct[h.head]]);
+      sums[h.head].count += count;
+    }
+  }
+  const heads: Record<string, HeadMetrics> = {};
+  let loss = 0;
+  for (const h of tg.heads) {
+    const m = sums[h.head];
+    heads[h.head] = { loss: m.count ? m.loss / m.count : 0, accuracy: m.count ? m.correct / m.count : 0, count: m.count };
+    loss += h.weight * heads[h.head].loss;
+  }
+  return { loss, heads };
+}
+
+function median(xs: number[]): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Run (or resume) a training run. Never prints; reports through hooks. */
+export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Promise<TrainSummary> {
+  const out = opts.resume ?? opts.out;
+  const at = (f: string) => path.join(out, f);
+  const artifactsDir = at(RUN_FILES.artifacts);
+  fs.mkdirSync(out, { recursive: true });
+
+  let tg: Pick<TrainingGraph, 'modelInputs' | 'heads' | 'outputs' | 'lambdas' | 'params'>;
+  let limits: Record<string, number>;
+  if (opts.resume) {
+    const meta = readArtifactsMetadata(artifactsDir);
+    if (!meta || !fs.existsSync(at(RUN_FILES.checkpoint))) throw new GrlError(`${opts.resume}: nothing to resume (no ${RUN_FILES.checkpoint} or ${RUN_FILES.artifacts}/ from an earlier run)`, { file: opts.resume });
+    tg = meta;
+    limits = embeddingLimits(loadModel(path.join(artifactsDir, ARTIFACT_FILES.inferenceModel)));
+  } else {
+    let model = typeof opts.model === 'string' ? loadModel(opts.model) : opts.model;
+    if (opts.heads?.length) model = patchModel(model, { heads: opts.heads }).model;
+    const built = buildTrainingGraph(model, {
+      losses: opts.losses.map((l) => ({ head: l.head, weight: l.weight ?? 1 })),
+      freeze: opts.freeze,
+      trainable: opts.trainable,
+    });
+    const optimizer = opts.optimizer ?? 'adamw';
+    writeArtifacts(model, built, {
+      optimizer,
+      learningRate: opts.lr,
+      hyperparameters: {
+        ...(opts.weightDecay !== undefined ? { weightDecay: opts.weightDecay } : optimizer === 'sgd' ? { weightDecay: 0 } : {}),
+        ...(opts.momentum !== undefined ? { momentum: opts.momentum } : {}),
+        maxGradNorm: opts.gradClip ?? 0,
+      },
+    }, artifactsDir);
+    tg = built;
+    limits = embeddingLimits(model);
+  }
+
+  // All data is validated before the first step.
+  const spec = dataSpecFor(tg, limits);
+  const trainSet = opts.trainExamples ?? loadJsonl(opts.data, spec);
+  const evalSet = opts.evalExamples ?? (opts.eval ? loadJsonl(opts.eval, spec) : undefined);
+
+  const accum = Math.max(1, opts.gradAccum ?? 1);
+  const order = new BatchOrder(trainSet.length, opts.batchSize, opts.shuffle ?? true, opts.seed ?? 0);
+  const stepsPerEpoch = Math.max(1, Math.floor(order.batchesPerEpoch / accum));
+  const totalSteps = opts.steps ?? (opts.epochs ?? 1) * stepsPerEpoch;
+  if (!(totalSteps > 0)) throw new GrlError('nothing to do: --steps (or --epochs) must be at least 1');
+
+  const session = await TrainingSession.create(
+    { artifactsDir, checkpointState: opts.resume ? at(RUN_FILES.checkpoint) : undefined },
+    opts.threads ? { intraOpNumThreads: opts.threads } : {},
+  );
+  try {
+    session.setLearningRate(opts.lr);
+    session.registerLearningRateScheduler(parseLrSchedule(opts.lrSchedule ?? 'constant', opts.warmup ?? 0, totalSteps));
+    if (opts.gradClip !== undefined) session.setHyperparameters({ maxGradNorm: opts.gradClip });
+    if (tg.lambdas.length) {
+      const lambdaMax: Record<string, number> = {};
+      for (const l of tg.lambdas) lambdaMax[l.head] = opts.heads?.find((h) => h.name === l.head)?.lambda ?? l.default;
+      session.registerLambdaScheduler(parseLambdaSchedule(opts.lambdaSchedule ?? 'constant'), totalSteps, lambdaMax);
+    }
+    const startStep = session.optimizerStep;
+    hooks.onStart?.({ totalSteps, startStep, heads: tg.heads.map((h) => h.head), trainableParams: session.getParametersSize(true), examples: trainSet.length });
+
+    // metrics.jsonl keeps the lines up to the step we resume from.
+    const metricsFile = at(RUN_FILES.metrics);
+    const kept = opts.resume && fs.existsSync(metricsFile)
+      ? fs.readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= startStep).map((l) => `${l}\n`).join('')
+      : '';
+    writeFileAtomic(metricsFile, kept);
+    const metrics = fs.openSync(metricsFile, 'a');
+
+    const saveCheckpoint = async () => session.saveCheckpoint(at(RUN_FILES.checkpoint));
+    const stepTimes: number[] = [];
+    let lastStep: StepRecord | undefined;
+    let lastEval: EvalRecord | undefined;
+    let interrupted = false;
+    const runEval = async (step: number) => {
+      if (!evalSet) return;
+      lastEval = { step, ...(await evaluate(session, evalSet, spec, tg, Math.max(opts.batchSize, 32))) };
+      fs.writeSync(metrics, `${JSON.stringify({ eval: lastEval })}\n`);
+      hooks.onEval?.(lastEval);
+    };
+
+    try {
+      for (let step = startStep; step < totalSteps; step++) {
+        if (hooks.shouldStop?.()) {
+          interrupted = true;
+          break;
+        }
+        const t0 = performance.now();
+        const lambda = session.getLambdas();
+        const sums: Record<string, { loss: number; correct: number; count: number }> = {};
+        for (const h of tg.heads) sums[h.head] = { loss: 0, correct: 0, count: 0 };
+        let total = 0;
+        await session.lazyResetGrad();
+        for (let m = 0; m < accum; m++) {
+          const batch = makeBatch(order.batch(step * accum + m).map((i) => trainSet[i]), spec);
+          const res = await session.runTrainStep(batchFeeds(batch, spec, tg.heads));
+          total += scalar(res[tg.outputs.loss]) / accum;
+          for (const h of tg.heads) {
+            sums[h.head].loss += scalar(res[tg.outputs.headLoss[h.head]]) / accum;
+            sums[h.head].correct += scalar(res[tg.outputs.correct[h.head]]);
+            sums[h.head].count += scalar(res[tg.outputs.count[h.head]]);
+          }
+        }
+        const lambdaNow = { ...lambda, ...session.getLambdas() };
+        const lr = session.getLearningRate();
+        const bad = !Number.isFinite(total) ? tg.heads.find((h) => !Number.isFinite(sums[h.head].loss)) : undefined;
+        let skipped = false;
+        if (!Number.isFinite(total)) {
+          if (!opts.skipNonfinite) {
+            await saveCheckpoint();
+            throw new GrlError(`non-finite loss at step ${step + 1}${bad ? ` in head '${bad.head}'` : ''} (loss ${total}); the checkpoint before this step is in ${at(RUN_FILES.checkpoint)}; use --skip-nonfinite to skip such batches`);
+          }
+          skipped = true;
+        } else {
+          await session.runOptimizerStep();
+        }
+        const stepMs = performance.now() - t0;
+        stepTimes.push(stepMs);
+        const rec: StepRecord = {
+          step: step + 1,
+          epoch: Math.floor((step * accum) / order.batchesPerEpoch),
+          loss: total,
+          losses: Object.fromEntries(tg.heads.map((h) => [h.head, sums[h.head].loss])),
+          accuracy: Object.fromEntries(tg.heads.map((h) => [h.head, sums[h.head].count ? sums[h.head].correct / sums[h.head].count : 0])),
+          lambda: lambdaNow,
+          lr,
+          grad_norm: skipped ? NaN : session.lastGradientNorm,
+          step_ms: Math.round(stepMs * 100) / 100,
+          ...(skipped ? { skipped: true } : {}),
+        };
+        if (skipped) {
+          // A skipped batch still counts as a step so the data order and schedules stay aligned.
+          (session as unknown as { stepCount: number }).stepCount++;
+        }
+        lastStep = rec;
+        fs.writeSync(metrics, `${JSON.stringify(rec)}\n`);
+        hooks.onStep?.(rec);
+        if (opts.evalEvery && (step + 1) % opts.evalEvery === 0) await runEval(step + 1);
+        if (opts.checkpointEvery && (step + 1) % opts.checkpointEvery === 0) await saveCheckpoint();
+      }
+      if (!interrupted && evalSet && !(opts.evalEvery && totalSteps % opts.evalEvery === 0 && lastEval?.step === totalSteps)) await runEval(session.optimizerStep);
+      await saveCheckpoint();
+      if (!interrupted) await session.exportModelForInferencing(at(RUN_FILES.model));
+    } finally {
+      fs.closeSync(metrics);
+    }
+    writeFileAtomic(at(RUN_FILES.config), `${JSON.stringify({ ...opts, model: typeof opts.model === 'string' ? opts.model : opts.model.source, trainExamples: undefined, evalExamples: undefined, totalSteps }, null, 1)}\n`);
+    return {
+      steps: session.optimizerStep - startStep,
+      startStep,
+      totalSteps,
+      interrupted,
+      lastStep,
+      lastEval,
+      out,
+      model: at(RUN_FILES.model),
+      checkpoint: at(RUN_FILES.checkpoint),
+      metrics: metricsFile,
+      medianStepMs: median(stepTimes),
+    };
+  } finally {
+    await session.release();
+  }
+}
