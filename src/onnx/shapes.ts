@@ -30,11 +30,19 @@ const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum
 const COMPARE = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor']);
 const REDUCE = new Set(['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSumExp', 'ReduceSumSquare', 'ArgMax', 'ArgMin']);
 
+/** The symbol s of a `min(s,N)` dim (a prefix slice of a fixed-size buffer), else undefined. */
+function minOf(d: string): string | undefined {
+  return /^min\((.+),([1-9][0-9]*)\)$/.exec(d)?.[1];
+}
+
 /** Broadcast two dims (numpy rules), answering null unless the result is certain. */
 function bdim(a: Dim, b: Dim): Dim {
   if (a === 1) return b;
   if (b === 1) return a;
   if (a === b) return a;
+  // min(b, N) with N >= 1 against b: if either is 1 both are, so the result is always b.
+  if (typeof a === 'string' && minOf(a) === b) return b;
+  if (typeof b === 'string' && minOf(b) === a) return a;
   // A number other than 1 wins against anything else (the other side must be 1 or equal).
   if (typeof a === 'number') return a;
   if (typeof b === 'number') return b;
@@ -269,7 +277,13 @@ function inferNode(node: NodeProto, env: Env): Result {
       const v = env.value(inp[0]);
       return [[v ? v.vals : undefined], [t?.data_type ?? DataType.FLOAT]];
     }
-    case 'Range': return [[[null]], [t0]];
+    case 'Range': {
+      // Shape-derived bounds: Range(0, n, 1) has n elements, symbolic or not.
+      const [start, limit, delta] = [0, 1, 2].map((k) => { const v = env.value(inp[k]); return v?.scalar ? v.vals[0] : null; });
+      if (start === 0 && delta === 1 && limit !== null) return [[[typeof limit === 'number' ? Math.max(0, limit) : limit]], [t0]];
+      if (typeof start === 'number' && typeof limit === 'number' && typeof delta === 'number' && delta !== 0) return [[[Math.max(0, Math.ceil((limit - start) / delta))]], [t0]];
+      return [[[null]], [t0]];
+    }
     case 'NonZero': return [[s0 ? [s0.length, null] : undefined], [DataType.INT64]];
     case 'MatMul': return [[matmulShape(s0, env.shape(inp[1]))], [t0]];
     case 'Gemm': {
@@ -455,32 +469,36 @@ function reshapeShape(input: Dim[] | undefined, target: IntValue | undefined, al
 
 function sliceShape(s0: Dim[] | undefined, env: Env, inp: string[], node: NodeProto): Dim[] | undefined {
   if (!s0) return undefined;
-  const starts = inp[1] ? env.ints(inp[1]) : attrInts(node, 'starts');
-  const ends = inp[2] ? env.ints(inp[2]) : attrInts(node, 'ends');
+  const vals = (i: number, attr: string): Dim[] | undefined => (inp[i] ? env.value(inp[i])?.vals : attrInts(node, attr));
+  const starts = vals(1, 'starts');
+  const ends = vals(2, 'ends');
   let axes = inp[3] ? env.ints(inp[3]) : attrInts(node, 'axes');
   const steps = inp[4] ? env.ints(inp[4]) : undefined;
-  if (!starts || !ends || (inp[3] && !axes) || (inp[4] && !steps)) return s0.map(() => null);
+  if ((inp[3] && !axes) || (inp[4] && !steps)) return s0.map(() => null);
+  if (!starts || !ends) {
+    // Unknown bounds: only the sliced axes become unknown.
+    if (!axes) return s0.map(() => null);
+    const ax = new Set(axes.map((a) => norm(a, s0.length)));
+    return s0.map((d, k) => (ax.has(k) ? null : d));
+  }
   axes ??= starts.map((_, k) => k);
   const res = [...s0];
   axes.forEach((a0, k) => {
     const a = norm(a0, s0.length);
-    const d = s0[a];
-    const step = steps?.[k] ?? 1;
-    if (typeof d !== 'number') {
-      // A full slice keeps a symbolic dim; anything else depends on its value.
-      res[a] = starts[k] === 0 && step === 1 && ends[k] >= 2 ** 31 - 1 ? d : null;
-      return;
-    }
-    const clampIdx = (x: number, lo: number, hi: number) => Math.min(Math.max(x < 0 ? x + d : x, lo), hi);
-    if (step > 0) {
-      const st = clampIdx(starts[k], 0, d);
-      const en = clampIdx(ends[k], 0, d);
-      res[a] = Math.max(0, Math.ceil((en - st) / step));
-    } else {
-      const st = clampIdx(starts[k], -1, d - 1);
-      const en = clampIdx(ends[k], -1, d - 1);
-      res[a] = Math.max(0, Math.ceil((en - st) / step));
-    }
+    res[a] = slicedDim(s0[a], starts[k], ends[k], steps?.[k] ?? 1);
   });
   return res;
+}
+
+function slicedDim(d: Dim, start: Dim, end: Dim, step: number): Dim {
+  const prefix = start === 0 && step === 1;
+  if (typeof d !== 'number') {
+    // A full slice keeps a symbolic dim; anything else depends on its value.
+    return prefix && (end === d || (typeof end === 'number' && end >= 2 ** 31 - 1)) ? d : null;
+  }
+  if (typeof end === 'string' && prefix) return d >= 1 ? `min(${end},${d})` : 0; // x[:s] of a fixed buffer
+  if (typeof start !== 'number' || typeof end !== 'number') return null;
+  const clampIdx = (x: number, lo: number, hi: number) => Math.min(Math.max(x < 0 ? x + d : x, lo), hi);
+  const [lo, hi] = step > 0 ? [0, d] : [-1, d - 1];
+  return Math.max(0, Math.ceil((clampIdx(end, lo, hi) - clampIdx(start, lo, hi)) / step));
 }

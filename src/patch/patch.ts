@@ -121,7 +121,7 @@ function patchHead(model: Model, graph: Graph, name: string, lambda: number, at?
     const node = graph.nodes.find((n) => isGrlNode(n) && n.name === info.grl?.node) as NodeProto;
     if (info.grl.input === target) {
       const action: PatchAction = Math.fround(info.grl.lambda) === Math.fround(lambda) ? 'unchanged' : 'updated';
-      setAttr(node, 'lambda', A.float(lambda));
+      setAttr(node, 'lambda', A.float(Math.fround(lambda)));
       setAttr(node, 'head', A.string(info.name));
       const rewired = graph.consumersOf(info.grl.output).map((n) => n.name ?? '');
       return { head: info.name, output: info.output, action, lambda, spliceTensor: target, grlNode: info.grl.node, grlOutput: info.grl.output, rewired };
@@ -150,7 +150,7 @@ function splice(model: Model, analysis: HeadAnalysis, info: HeadInfo, tensor: st
   const grlOutput = graph.uniqueName(`${tensor}/grl/${info.name}`);
   const grlNode = graph.uniqueName(`${info.name}/grl`);
   const index = Math.min(...own.map((n) => graph.nodes.indexOf(n)));
-  graph.add(GRL_OP, [tensor], [grlOutput], { name: grlNode, domain: GRL_DOMAIN, index, attrs: { lambda: A.float(lambda), head: A.string(info.name) } });
+  graph.add(GRL_OP, [tensor], [grlOutput], { name: grlNode, domain: GRL_DOMAIN, index, attrs: { lambda: A.float(Math.fround(lambda)), head: A.string(info.name) } });
   for (const n of own) graph.rewireInput(n, tensor, grlOutput);
   return { head: info.name, output: info.output, action: 'added', lambda, spliceTensor: tensor, grlNode, grlOutput, rewired: own.map((n) => n.name ?? '') };
 }

@@ -82,11 +82,6 @@ class OptGraph {
     this.inits.push(makeTensor(name, DataType.FLOAT, [], Float32Array.of(v)));
     return name;
   }
-
-  int64(name: string, v: number): string {
-    this.inits.push(makeTensor(name, DataType.INT64, [], BigInt64Array.of(BigInt(v))));
-    return name;
-  }
 }
 
 function scalar(name: string, elemType: number): ValueInfoProto {
@@ -134,12 +129,11 @@ function adamwNodes(g: OptGraph, grad: string): void {
 }
 
 function sgdNodes(g: OptGraph, grad: string): void {
-  // d = g + wd·θ ; buf = d on the first step, else momentum·buf + d ; θ ← θ − lr·buf.
-  // With momentum 0 the buffer equals d exactly (0·buf + d), matching plain SGD.
+  // d = g + wd·θ ; buf ← momentum·buf + d ; θ ← θ − lr·buf. The buffer starts at zero,
+  // so the first step gives buf = d exactly, as PyTorch's clone(d); with momentum 0
+  // buf is d exactly (0·buf + d), matching plain SGD. `step` is unused here.
   const d = g.op('Add', [grad, g.op('Mul', ['params', 'weight_decay'], 'decay_term')], 'd_p');
-  const first = g.op('Equal', ['step', g.int64('step_one', 1)], 'is_first_step');
-  const carried = g.op('Add', [g.op('Mul', ['momentum_buffer', 'momentum'], 'buf_scaled'), d], 'buf_carried');
-  const buf = g.op('Where', [first, d, carried], 'momentum_buffer_out');
+  const buf = g.op('Add', [g.op('Mul', ['momentum_buffer', 'momentum'], 'buf_scaled'), d], 'momentum_buffer_out');
   g.op('Sub', ['params', g.op('Mul', [buf, 'learning_rate'], 'update')], 'params_out');
 }
 

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { ModelProto, NodeProto } from '../../src/onnx/proto';
+import { ModelProto, NodeProto, toNumber } from '../../src/onnx/proto';
 import { Model, loadModel, serializeModel } from '../../src/onnx/io';
 import { float32Tensor, int64Tensor } from '../../src/onnx/tensor';
 import { A, makeAttrs } from '../../src/onnx/attrs';
@@ -24,7 +24,7 @@ export function feedsFor(proto: ModelProto, batch = 2, seq = 5, seed = 7): Recor
   for (const inp of proto.graph?.input ?? []) {
     if (inits.has(inp.name)) continue;
     const tt = inp.type?.tensor_type;
-    const dims = (tt?.shape?.dim ?? []).map((d, i) => (d.dim_value ? Number(d.dim_value) : i === 0 ? batch : seq));
+    const dims = (tt?.shape?.dim ?? []).map((d, i) => (toNumber(d.dim_value) || (i === 0 ? batch : seq)));
     const n = dims.reduce((a, b) => a * b, 1);
     const name = inp.name ?? '';
     if (tt?.elem_type === I64) {

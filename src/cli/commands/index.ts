@@ -4,8 +4,10 @@
 import type { GrlCommand } from '../command';
 import { inspectCommand } from './inspect';
 import { patchCommand } from './patch';
+import { trainCommand } from './train';
 
 export const COMMANDS: GrlCommand[] = [
   inspectCommand,
   patchCommand,
+  trainCommand,
 ];

@@ -1,0 +1,175 @@
+// CLI command `grl-onnx train`: thin wrapper over src/train/trainer.ts. It
+// parses loss/head specs, shows a progress bar on a TTY (one JSON object per
+// step otherwise or with --json), and turns Ctrl-C into "save a checkpoint and
+// stop" instead of losing the run.
+import type { Argv } from 'yargs';
+import { GrlError } from '../../onnx/errors';
+import { CliIO, GrlCommand, warn } from '../command';
+import { parseHeadSpec } from './patch';
+import type { StepRecord, EvalRecord } from '../../train/trainer';
+
+interface TrainArgs {
+  model: string;
+  data: string;
+  eval?: string;
+  loss: string[];
+  head?: string[];
+  lambdaSchedule: string;
+  optimizer: 'adamw' | 'sgd';
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  lrSchedule: string;
+  warmup: number;
+  gradClip?: number;
+  gradAccum: number;
+  freeze?: string[];
+  trainable?: string[];
+  steps?: number;
+  epochs?: number;
+  batchSize: number;
+  shuffle: boolean;
+  seed: number;
+  evalEvery?: number;
+  checkpointEvery?: number;
+  resume?: string;
+  out?: string;
+  skipNonfinite?: boolean;
+  threads?: number;
+  json?: boolean;
+}
+
+/** `pos` or `pos:0.5` → head and weight. */
+export function parseLossSpec(spec: string): { head: string; weight: number } {
+  const k = spec.lastIndexOf(':');
+  if (k <= 0) return { head: spec, weight: 1 };
+  const w = Number(spec.slice(k + 1));
+  if (!Number.isFinite(w)) throw new GrlError(`--loss ${spec}: the weight must be a finite number`);
+  return { head: spec.slice(0, k), weight: w };
+}
+
+const fmt = (x: number, d = 4) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+
+function stepLine(r: StepRecord): Record<string, unknown> {
+  const o: Record<string, unknown> = { step: r.step, loss: r.loss };
+  for (const [h, v] of Object.entries(r.losses)) o[`loss_${h}`] = v;
+  for (const [h, v] of Object.entries(r.accuracy)) o[`acc_${h}`] = v;
+  o.lambda = r.lambda;
+  o.lr = r.lr;
+  o.grad_norm = r.grad_norm;
+  o.step_ms = r.step_ms;
+  o.epoch = r.epoch;
+  if (r.skipped) o.skipped = true;
+  return o;
+}
+
+export const trainCommand: GrlCommand<TrainArgs> = {
+  command: 'train <model>',
+  describe: 'Train a (GRL-patched) model on JSONL data with onnxruntime-node',
+  builder: (y: Argv) =>
+    y
+      .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model (patched, or give --head to patch on the fly)' })
+      .option('data', { type: 'string', demandOption: true, describe: 'Training data, JSON Lines' })
+      .option('eval', { type: 'string', describe: 'Dev data, JSON Lines' })
+      .option('loss', { type: 'string', array: true, demandOption: true, describe: 'Loss head HEAD[:WEIGHT] (repeatable)' })
+      .option('head', { type: 'string', array: true, describe: 'Splice a GRL on HEAD[:LAMBDA] first (repeatable)' })
+      .option('lambda-schedule', { type: 'string', default: 'constant', describe: 'constant | dann | linear:WARMUP_STEPS' })
+      .option('optimizer', { choices: ['adamw', 'sgd'] as const, default: 'adamw' as const })
+      .option('lr', { type: 'number', demandOption: true, describe: 'Learning rate' })
+      .option('momentum', { type: 'number', describe: 'SGD momentum (default 0)' })
+      .option('weight-decay', { type: 'number', describe: 'Weight decay (AdamW default 0.01, SGD 0)' })
+      .option('lr-schedule', { choices: ['constant', 'linear', 'cosine'], default: 'constant' })
+      .option('warmup', { type: 'number', default: 0, describe: 'Learning-rate warm-up steps' })
+      .option('grad-clip', { type: 'number', describe: 'Clip the global gradient norm to this value' })
+      .option('grad-accum', { type: 'number', default: 1, describe: 'Micro-batches per optimizer step' })
+      .option('freeze', { type: 'string', array: true, describe: 'Freeze initializers matching a glob or /regex/ (repeatable)' })
+      .option('trainable', { type: 'string', array: true, describe: 'Train only initializers matching a glob or /regex/ (repeatable)' })
+      .option('steps', { type: 'number', describe: 'Optimizer steps' })
+      .option('epochs', { type: 'number', describe: 'Epochs (instead of --steps)' })
+      .option('batch-size', { type: 'number', demandOption: true })
+      .option('shuffle', { type: 'boolean', default: true, describe: 'Shuffle each epoch (--no-shuffle keeps file order)' })
+      .option('seed', { type: 'number', default: 0 })
+      .option('eval-every', { type: 'number', describe: 'Evaluate on --eval every N steps' })
+      .option('checkpoint-every', { type: 'number', describe: 'Save a checkpoint every N steps' })
+      .option('resume', { type: 'string', describe: 'Continue the run in DIR from its last checkpoint' })
+      .option('out', { type: 'string', describe: 'Run folder: model.onnx, checkpoint, metrics.jsonl, artifacts/' })
+      .option('skip-nonfinite', { type: 'boolean', describe: 'Skip batches with a NaN/inf loss instead of stopping' })
+      .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('json', { type: 'boolean', describe: 'One JSON object per step on stdout (default when stdout is not a TTY)' })
+      .conflicts('steps', 'epochs')
+      .check((a) => {
+        if (!a.out && !a.resume) throw new GrlError('give --out DIR (or --resume DIR)');
+        if (a.batchSize !== undefined && !(Number(a.batchSize) >= 1)) throw new GrlError('--batch-size must be at least 1');
+        return true;
+      })
+      .example('$0 train models/tagger-opset17.onnx --data data/train.jsonl --loss pos --loss ner:0.5 --head pos --lambda-schedule dann --lr 1e-3 --steps 200 --batch-size 16 --out run/', 'amnesic training') as unknown as Argv<TrainArgs>,
+  handler: async (args, io) => {
+    const { train } = await import('../../train/trainer');
+    const json = args.json || !io.stdout.isTTY;
+    let stop = false;
+    const onSigint = () => {
+      if (stop) process.exit(130);
+      stop = true;
+      warn(io, 'interrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)');
+    };
+    process.on('SIGINT', onSigint);
+    let bar: import('cli-progress').SingleBar | undefined;
+    const heads = args.head?.map(parseHeadSpec);
+    try {
+      const summary = await train(
+        {
+          model: args.model, data: args.data, eval: args.eval,
+          losses: args.loss.map(parseLossSpec), heads,
+          lambdaSchedule: args.lambdaSchedule, optimizer: args.optimizer, lr: args.lr, momentum: args.momentum,
+          weightDecay: args.weightDecay, lrSchedule: args.lrSchedule, warmup: args.warmup, gradClip: args.gradClip,
+          gradAccum: args.gradAccum, freeze: args.freeze, trainable: args.trainable, steps: args.steps, epochs: args.epochs,
+          batchSize: args.batchSize, shuffle: args.shuffle, seed: args.seed, evalEvery: args.evalEvery,
+          checkpointEvery: args.checkpointEvery, resume: args.resume, out: args.out ?? (args.resume as string),
+          skipNonfinite: args.skipNonfinite, threads: args.threads,
+        },
+        {
+          onStart: (info) => {
+            if (json) return;
+            const { SingleBar, Presets } = require('cli-progress') as typeof import('cli-progress');
+            bar = new SingleBar({ format: 'step {value}/{total} [{bar}] eta {eta_formatted} | {metrics}', hideCursor: true, stream: process.stdout }, Presets.shades_classic);
+            bar.start(info.totalSteps, info.startStep, { metrics: `${info.examples} examples, ${info.trainableParams} trainable parameters` });
+          },
+          onStep: (r) => {
+            if (json) {
+              io.stdout.write(`${JSON.stringify(stepLine(r))}\n`);
+              return;
+            }
+            const heads = Object.keys(r.losses).map((h) => `${h} ${fmt(r.losses[h], 3)}/${fmt(r.accuracy[h] * 100, 1)}%`).join(' ');
+            const lam = Object.entries(r.lambda).map(([h, v]) => `λ(${h}) ${fmt(v, 3)}`).join(' ');
+            bar?.update(r.step, { metrics: `loss ${fmt(r.loss)} | ${heads} | ${lam} lr ${r.lr.toExponential(2)}` });
+          },
+          onEval: (e: EvalRecord) => {
+            if (json) {
+              io.stdout.write(`${JSON.stringify({ eval: e })}\n`);
+              return;
+            }
+            const heads = Object.entries(e.heads).map(([h, m]) => `${h} loss ${fmt(m.loss)} acc ${fmt(m.accuracy * 100, 2)}%`).join(', ');
+            bar?.stop();
+            io.stdout.write(`eval @ step ${e.step}: ${heads}\n`);
+            bar?.start(bar.getTotal(), e.step);
+          },
+          shouldStop: () => stop,
+        },
+      );
+      bar?.stop();
+      const s = summary;
+      if (json) {
+        io.stdout.write(`${JSON.stringify({ summary: { steps: s.steps, start_step: s.startStep, total_steps: s.totalSteps, interrupted: s.interrupted, loss: s.lastStep?.loss, eval: s.lastEval, median_step_ms: s.medianStepMs, model: s.interrupted ? null : s.model, checkpoint: s.checkpoint, metrics: s.metrics } })}\n`);
+      } else {
+        const last = s.lastStep;
+        io.stdout.write(`${s.interrupted ? 'interrupted' : 'done'}: ${s.startStep + s.steps}/${s.totalSteps} steps${last ? `, loss ${fmt(last.loss)}` : ''}, median step ${fmt(s.medianStepMs, 1)} ms\n`);
+        if (s.lastEval) io.stdout.write(`dev: ${Object.entries(s.lastEval.heads).map(([h, m]) => `${h} acc ${fmt(m.accuracy * 100, 2)}% (loss ${fmt(m.loss)})`).join(', ')}\n`);
+        io.stdout.write(s.interrupted ? `checkpoint: ${s.checkpoint} (continue with --resume ${s.out})\n` : `model: ${s.model}\ncheckpoint: ${s.checkpoint}\nmetrics: ${s.metrics}\n`);
+      }
+      if (s.interrupted) process.exitCode = 130;
+    } finally {
+      bar?.stop();
+      process.off('SIGINT', onSigint);
+    }
+  },
+};

@@ -1,0 +1,99 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ByteBuffer } from 'flatbuffers';
+import { CheckpointState, loadCheckpoint, saveCheckpoint, serializeCheckpoint } from '../../src/train/checkpoint';
+import { randn, rng } from '../helpers/build';
+
+function sampleState(): CheckpointState {
+  const r = rng(7);
+  return {
+    version: 2,
+    trainable: [
+      { name: '/encoder/layer.0/attention/query/MatMul.weight', dims: [4, 6], data: randn(r, 24) },
+      { name: 'onnx::MatMul_123', dims: [6], data: randn(r, 6) },
+      { name: 'scalar-ish', dims: [1], data: Float32Array.of(-0) },
+    ],
+    frozen: [{ name: 'embeddings.word', dims: [5, 3], data: randn(r, 15) }],
+    optimizerGroups: [{
+      name: 'group0',
+      step: 1234567890123,
+      initialLearningRate: 0.0010000000474974513,
+      states: [
+        { paramName: 'onnx::MatMul_123', momentums: [{ name: 'momentum0', dims: [6], data: randn(r, 6) }, { name: 'momentum1', dims: [6], data: randn(r, 6) }] },
+      ],
+    }],
+    properties: {
+      ints: { 'data.epoch': 3, 'data.offset': 2 ** 40 + 5, negative: -7 },
+      floats: { 'grl.adv.lambda': 0.25, learning_rate: 0.5 },
+      strings: { optimizer: 'adamw', 'grl-onnx.session': '{"learningRate":0.001}', unicode: 'λ → ✓' },
+    },
+  };
+}
+
+describe('ORT training checkpoint (flatbuffer, "ODTC")', () => {
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-ckpt-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('round-trips names, dims, values, optimizer state and the property bag exactly', () => {
+    const s = sampleState();
+    const file = path.join(dir, 'checkpoint');
+    saveCheckpoint(s, file);
+    const back = loadCheckpoint(file);
+    expect(back.version).toBe(2);
+    const plain = (ts: CheckpointState['trainable']) => ts.map((t) => ({ name: t.name, dims: t.dims, data: Array.from(t.data) }));
+    expect(plain(back.trainable)).toEqual(plain(s.trainable));
+    expect(Object.is(back.trainable[2].data[0], -0)).toBe(true);
+    expect(plain(back.frozen)).toEqual(plain(s.frozen));
+    const g = back.optimizerGroups[0];
+    expect({ name: g.name, step: g.step, lr: g.initialLearningRate }).toEqual({ name: 'group0', step: 1234567890123, lr: 0.0010000000474974513 });
+    expect(g.states.map((p) => ({ param: p.paramName, m: plain(p.momentums) }))).toEqual(s.optimizerGroups[0].states.map((p) => ({ param: p.paramName, m: plain(p.momentums) })));
+    expect(back.properties).toEqual(s.properties);
+  });
+
+  it('writes ORT\'s file identifier and root layout (readable by a generic flatbuffer reader)', () => {
+    const bytes = serializeCheckpoint(sampleState());
+    expect(Buffer.from(bytes.subarray(4, 8)).toString('latin1')).toBe('ODTC');
+    const bb = new ByteBuffer(bytes);
+    const root = bb.readInt32(0);
+    // Checkpoint.version is field 0 (vtable slot 4).
+    const o = bb.__offset(root, 4);
+    expect(bb.readInt32(root + o)).toBe(2);
+  });
+
+  it('stores tensor payloads 16-byte aligned, so loaded values are views of the file buffer', () => {
+    const bytes = serializeCheckpoint(sampleState());
+    const copy = new Uint8Array(new ArrayBuffer(bytes.byteLength));
+    copy.set(bytes);
+    const back = loadCheckpoint(copy);
+    for (const t of [...back.trainable, ...back.frozen]) {
+      expect(t.data.buffer).toBe(copy.buffer);
+      expect(t.data.byteOffset % 16).toBe(0);
+    }
+  });
+
+  it('overwrites atomically: the new file replaces the old one and no temp file is left', () => {
+    const file = path.join(dir, 'checkpoint');
+    saveCheckpoint(sampleState(), file);
+    const s2 = sampleState();
+    s2.optimizerGroups[0].step = 5;
+    saveCheckpoint(s2, file);
+    expect(loadCheckpoint(file).optimizerGroups[0].step).toBe(5);
+    expect(fs.readdirSync(dir)).toEqual(['checkpoint']);
+  });
+
+  it('rejects files that are not checkpoints with one line', () => {
+    const a = path.join(dir, 'a');
+    fs.writeFileSync(a, Buffer.from('0123ORTMxxxxxxxxxxxx'));
+    expect(() => loadCheckpoint(a)).toThrow(`${a}: not an ORT training checkpoint (file identifier 'ORTM', expected 'ODTC')`);
+    expect(() => loadCheckpoint(path.join(dir, 'missing'))).toThrow('cannot read checkpoint (no such file)');
+    expect(() => loadCheckpoint(new Uint8Array(3), 'tiny')).toThrow('tiny: not an ORT training checkpoint (3 bytes)');
+  });
+
+  it('reports a truncated checkpoint instead of returning garbage', () => {
+    const bytes = serializeCheckpoint(sampleState());
+    const cut = bytes.slice(0, Math.floor(bytes.length / 2));
+    expect(() => loadCheckpoint(cut, 'cut')).toThrow(/^cut: /);
+  });
+});
