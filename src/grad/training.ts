@@ -180,7 +180,8 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
     seeds.set(out, g);
   }
 
-  // Parameters: float initializers; trainable by default when on a path to a loss.
+  // Parameters: float initializers; trainable by default when on a path to a loss. Rank-0
+  // initializers are left out: exporters store constants (eps, 1/sqrt(d), Pow's 2) that way.
   const considered = (src.initializer ?? []).filter((t) => t.data_type === DataType.FLOAT && (t.dims?.length ?? 0) >= 1);
   const shapes = inferShapes(work);
   const path = differentiablePath(graph, considered.map((t) => t.name ?? ''), seeds.keys(), shapes);

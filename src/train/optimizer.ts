@@ -179,3 +179,58 @@ export function checkInPlaceSafe(model: ModelProto, pairs: [string, string][], s
     }
   }
 }
+
+export interface FlatOptimizerState {
+  params: Float32Array;
+  gradients: Float32Array;
+  /** OPTIMIZER_STATES[kind] order. */
+  states: Float32Array[];
+  learningRate: number;
+  /** 1-based number of this update. */
+  step: number;
+  hyper: OptimizerHyperparameters;
+}
+
+/**
+ * The same update as the optimizer model, fused into one JS loop over the buffers in
+ * place (two with clipping: the norm comes first). Measured ~5x faster than the ONNX
+ * graph on CPU (scripts/bench-session.js), and onnxruntime-node's binding copies
+ * every fetched output, which this path avoids. Returns the pre-clip gradient norm.
+ */
+export function fusedOptimizerStep(kind: OptimizerKind, s: FlatOptimizerState): number {
+  const { params: p, gradients: g, hyper: h, learningRate: lr } = s;
+  const n = p.length;
+  let sumSq = 0;
+  let scale = 1;
+  if (h.maxGradNorm > 0) {
+    for (let i = 0; i < n; i++) sumSq += g[i] * g[i];
+    const norm = Math.sqrt(sumSq);
+    scale = Math.min(h.maxGradNorm / (norm + 1e-6), 1);
+  }
+  const clipping = h.maxGradNorm > 0;
+  if (kind === 'adamw') {
+    const [m, v] = s.states;
+    const decay = 1 - lr * h.weightDecay;
+    const stepSize = lr / (1 - h.beta1 ** s.step);
+    const bc2Sqrt = Math.sqrt(1 - h.beta2 ** s.step);
+    const b1 = h.beta1, b2 = h.beta2, c1 = 1 - b1, c2 = 1 - b2, eps = h.eps;
+    for (let i = 0; i < n; i++) {
+      const raw = g[i];
+      if (!clipping) sumSq += raw * raw;
+      const gi = raw * scale;
+      const mi = (m[i] = b1 * m[i] + c1 * gi);
+      const vi = (v[i] = b2 * v[i] + c2 * gi * gi);
+      p[i] = p[i] * decay - stepSize * (mi / (Math.sqrt(vi) / bc2Sqrt + eps));
+    }
+  } else {
+    const [buf] = s.states;
+    const mom = h.momentum, wd = h.weightDecay;
+    for (let i = 0; i < n; i++) {
+      const raw = g[i];
+      if (!clipping) sumSq += raw * raw;
+      const b = (buf[i] = mom * buf[i] + (raw * scale + wd * p[i]));
+      p[i] = p[i] - lr * b;
+    }
+  }
+  return Math.sqrt(sumSq);
+}

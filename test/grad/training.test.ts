@@ -117,6 +117,27 @@ describe('buildTrainingGraph with a gradient-reversal head', () => {
   });
 });
 
+describe('buildTrainingGraph with a hand-made GRL node', () => {
+  it('names λ after the node when the GRL has no head attribute, and reverses with the fed λ', async () => {
+    const model = twoHeadModel();
+    const plainModel: Model = { ...model, proto: { ...model.proto, graph: { ...model.proto.graph!, node: [...model.proto.graph!.node!] } } };
+    const g = model.proto.graph!;
+    g.node = [...g.node!];
+    g.node.splice(5, 0, { name: 'my_grl', op_type: 'GradientReversal', domain: GRL_DOMAIN, input: ['h'], output: ['h_rev'], attribute: [{ name: 'lambda', type: 1, f: 2 }] });
+    g.node[6] = { ...g.node[6], input: ['h_rev', 'Wa'] };
+    model.proto.opset_import = [...model.proto.opset_import!, { domain: GRL_DOMAIN, version: 1 }];
+    const tg = buildTrainingGraph(model, { losses: [{ head: 'adv' }] });
+    expect(tg.lambdas).toEqual([{ head: 'my_grl', input: 'grl.my_grl.lambda', node: 'my_grl', default: 2 }]);
+    defaultDomainOnly(tg.training);
+    const plain = buildTrainingGraph(plainModel, { losses: [{ head: 'adv' }] });
+    expect(plain.lambdas).toEqual([]);
+    const r = await run(model, tg, 'training');
+    const p = await run(plainModel, plain, 'training');
+    expectClose(r.grad('We'), p.grad('We').map((v) => -2 * v));
+    expectClose(r.grad('Wa'), p.grad('Wa'));
+  });
+});
+
 describe('buildTrainingGraph parameter selection', () => {
   const model = twoHeadModel();
 

@@ -145,7 +145,8 @@ export function trainingModel(w: Weights): ModelProto {
 }
 
 export function evalModel(w: Weights): ModelProto {
-  return makeModel({ nodes: forwardAndLoss(), inputs: graphInputs(), outputs: lossOutputs(), initializers: [...constants(), float32Tensor('c', [H], w.c)] });
+  const used = constants().filter((t) => t.name !== 'axis0');
+  return makeModel({ nodes: forwardAndLoss(), inputs: graphInputs(), outputs: lossOutputs(), initializers: [...used, float32Tensor('c', [H], w.c)] });
 }
 
 /** The TrainingGraph metadata for this model (the contract of src/grad/training.ts). */

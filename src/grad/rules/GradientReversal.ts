@@ -2,6 +2,7 @@
 // GRL node to read λ from a graph input (its second input), so schedules can
 // change λ every step; λ itself gets no gradient.
 import { GRL_DOMAIN, GRL_OP } from '../../patch/grl';
+import { GraphError } from '../../onnx/errors';
 import type { RuleEntry } from '../types';
 
 export const GradientReversal: RuleEntry = {
@@ -12,7 +13,7 @@ export const GradientReversal: RuleEntry = {
     const dy = ctx.gradOutput(0);
     if (!dy || !ctx.needsGrad(0)) return [null, null];
     const lambda = ctx.input(1);
-    if (!lambda) throw new Error(`GradientReversal node '${ctx.node.name}' has no λ input; build the training graph with buildTrainingGraph`);
+    if (!lambda) throw new GraphError(`GradientReversal node '${ctx.node.name}' has no λ input (buildTrainingGraph adds it)`);
     const negLambda = ctx.emit.op('Neg', [lambda], undefined, 'neg_lambda');
     return [ctx.emit.op('Mul', [dy, negLambda], undefined, 'reversed'), null];
   },
