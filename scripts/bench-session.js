@@ -7,7 +7,8 @@
  * A training graph whose compute is trivial (loss = Σ x·W over a [8, d] batch) and
  * whose parameter vector is large, so what it measures is the session's per-step
  * traffic: feeding parameters, fetching gradients, and the flat optimizer update.
- * Prints the median time of runTrainStep and runOptimizerStep (AdamW and SGD), the
+ * Prints the median time of runTrainStep and runOptimizerStep (AdamW and SGD, with the
+ * fused JS update and with optimizer_model.onnx in onnxruntime), the
  * time of a plain JS AdamW loop over the same N floats for comparison, and how many
  * parameter-sized ArrayBuffers per step the onnxruntime-node binding allocates
  * (process.memoryUsage().arrayBuffers sampled around one step, GC forced).
@@ -60,13 +61,13 @@ function trainingModel() {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
 
-async function benchOptimizer(kind) {
+async function benchOptimizer(kind, backend) {
   const W = new Float32Array(n).map((_, i) => Math.sin(i) * 0.01);
   const checkpoint = serializeCheckpoint({
     version: 2, trainable: [{ name: 'W', dims: [d, d], data: W }], frozen: [], optimizerGroups: [],
     properties: { ...emptyProperties(), strings: { 'grl-onnx.session': JSON.stringify({ optimizer: kind, learningRate: 1e-3 }) } },
   });
-  const s = await TrainingSession.create({ checkpointState: checkpoint, trainModel: serializeModel(trainingModel()), optimizerModel: serializeModel(buildOptimizerModel(kind)) });
+  const s = await TrainingSession.create({ checkpointState: checkpoint, trainModel: serializeModel(trainingModel()), optimizerModel: serializeModel(buildOptimizerModel(kind)), optimizerBackend: backend });
   const x = new ort.Tensor('float32', new Float32Array(B * d).fill(0.5), [B, d]);
   const train = [];
   const opt = [];
@@ -120,9 +121,9 @@ function jsAdamW() {
 
 (async () => {
   console.log(`TrainingSession overhead: N = ${n} parameters (${(n * 4 / 2 ** 20).toFixed(1)} MiB), batch ${B}x${d}, ${os.availableParallelism()} cores, onnxruntime-node ${require('onnxruntime-node/package.json').version}, node ${process.version}`);
-  for (const kind of ['adamw', 'sgd']) {
-    const r = await benchOptimizer(kind);
-    console.log(`${kind.padEnd(5)}  runTrainStep ${r.train.toFixed(1)} ms   runOptimizerStep ${r.opt.toFixed(1)} ms   binding copies/step ${Number.isNaN(r.perStep) ? '(run with --expose-gc)' : r.perStep.toFixed(2)} x params`);
+  for (const [kind, backend] of [['adamw', 'js'], ['adamw', 'onnx'], ['sgd', 'js'], ['sgd', 'onnx']]) {
+    const r = await benchOptimizer(kind, backend);
+    console.log(`${kind.padEnd(5)} ${backend.padEnd(4)}  runTrainStep ${r.train.toFixed(1)} ms   runOptimizerStep ${r.opt.toFixed(1)} ms   binding copies/step ${Number.isNaN(r.perStep) ? '(run with --expose-gc)' : r.perStep.toFixed(2)} x params`);
   }
   console.log(`plain JS AdamW loop over the same N floats: ${jsAdamW().toFixed(1)} ms`);
 })().catch((e) => {

@@ -54,7 +54,7 @@ describe('in-process CLI', () => {
 
   it('patch -o FILE writes the patched model and a summary on stderr', async () => {
     const out = path.join(dir, 'p.onnx');
-    const r = await cli(['patch', TAGGER, '--head', 'pos:0.5', '--head', 'ner', '--lambda', '2', '-o', out]);
+    const r = await cli(['patch', '--head', 'pos:0.5', '--head', 'ner', TAGGER, '--lambda', '2', '-o', out]);
     expect(r.code).toBe(0);
     expect(r.stdout.length).toBe(0);
     expect(r.stderr).toBe(`pos (pos_logits): added GRL 'pos/grl' λ=0.5 at '${SPLICE}'\nner (ner_logits): added GRL 'ner/grl' λ=2 at '${SPLICE}'\nwrote ${out}\n`);

@@ -62,7 +62,7 @@ export const PROBE_OUTPUT = 'probe_logits';
 export const PROBE_HEAD = 'probe';
 
 /** Normal(0, 1) from two uniforms (Box–Muller), driven by our seeded Rng. */
-function gaussian(rng: Rng): number {
+export function gaussian(rng: Rng): number {
   const u = Math.max(rng.next(), 1e-12);
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
 }

@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { serializeModel } from '../../src/onnx/io';
 import {
   HYPERPARAMETER_INPUTS, OPTIMIZER_STATES, OptimizerHyperparameters, OptimizerKind,
-  buildOptimizerModel, checkInPlaceSafe, defaultHyperparameters, inPlacePairs,
+  buildOptimizerModel, checkInPlaceSafe, defaultHyperparameters, fusedOptimizerStep, inPlacePairs,
 } from '../../src/train/optimizer';
 
 interface RefStep { params: number[]; grad_norm: number; state: Record<string, number[]> }
@@ -200,5 +200,41 @@ describe('in-place updates', () => {
       expect(Array.from(s.params)).toEqual(Array.from(copied[k].params));
       s.states.forEach((st, j) => expect(Array.from(st)).toEqual(Array.from(copied[k].states[j])));
     });
+  });
+});
+
+describe('fused JS update (the session\'s default backend)', () => {
+  function fused(kind: OptimizerKind, lr: number, h: OptimizerHyperparameters, p0: number[], grads: number[][]): Step[] {
+    const params = Float32Array.from(p0);
+    const states = OPTIMIZER_STATES[kind].map(() => new Float32Array(p0.length));
+    return grads.map((g, k) => {
+      const norm = fusedOptimizerStep(kind, { params, gradients: Float32Array.from(g), states, learningRate: lr, step: k + 1, hyper: h });
+      return { params: params.slice(), states: states.map((x) => x.slice()), norm };
+    });
+  }
+
+  it.each(ref.cases.map((c) => [c.name, c]))('%s: 3 steps against PyTorch', (_name, c) => {
+    fused(c.optimizer, c.hyper.lr, hyperOf(c), ref.params, ref.grads).forEach((s, k) => {
+      const r = c.steps[k];
+      expectClose(s.params, r.params, 2e-6, `${c.name} step ${k + 1} params`);
+      expect(s.norm).toBeCloseTo(r.grad_norm, 5);
+      OPTIMIZER_STATES[c.optimizer].forEach((name, j) => {
+        if (r.state[name]) expectClose(s.states[j], r.state[name], 2e-6, `${c.name} step ${k + 1} ${name}`);
+      });
+    });
+  });
+
+  it('agrees with the ONNX optimizer model within float32 rounding', async () => {
+    for (const kind of ['adamw', 'sgd'] as const) {
+      const h = { ...defaultHyperparameters(kind), momentum: 0.9, weightDecay: 0.05, maxGradNorm: 1 };
+      const a = fused(kind, 0.05, h, ref.params, ref.grads);
+      const b = await runSteps(kind, 0.05, h, ref.params, ref.grads);
+      a.forEach((s, k) => expectClose(s.params, b[k].params, 1e-6, `${kind} step ${k + 1}`));
+    }
+  });
+
+  it('one SGD step with lr = 1 is exactly θ − ∇θ (float32)', () => {
+    const [s] = fused('sgd', 1, defaultHyperparameters('sgd'), ref.params, [ref.grads[0]]);
+    expect(Array.from(s.params)).toEqual(ref.params.map((p, i) => Math.fround(Math.fround(p) - Math.fround(ref.grads[0][i]))));
   });
 });

@@ -10,7 +10,7 @@ import { tensorToFloat32 } from '../../src/onnx/tensor';
 import { writeArtifacts } from '../../src/train/artifacts';
 import { loadCheckpoint } from '../../src/train/checkpoint';
 import { OptimizerKind } from '../../src/train/optimizer';
-import { TrainingSession } from '../../src/train/session';
+import { TrainingSession, TrainingSessionCreateOptions } from '../../src/train/session';
 import { F, makeModel, randn, rng, valueInfo } from '../helpers/build';
 import { C, D, H, Weights, inferenceModel, initialWeights, referenceGrads, trainingGraphFor } from './linear-grl';
 
@@ -57,9 +57,11 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
 
 const full = (w: { E: ArrayLike<number>; W: ArrayLike<number>; b: ArrayLike<number> }): Weights & Record<string, ArrayLike<number>> => ({ ...w0, E: Float32Array.from(w.E), W: Float32Array.from(w.W), b: Float32Array.from(w.b) });
 
-describe('TrainingSession', () => {
+describe.each([['js'], ['onnx']] as const)('TrainingSession (optimizer backend %s)', (backend) => {
+  const open = (x: string | TrainingSessionCreateOptions) => TrainingSession.create(typeof x === 'string' ? { artifactsDir: x, optimizerBackend: backend } : { ...x, optimizerBackend: backend });
+
   it('opens an artifacts folder with ORT\'s names and layout', async () => {
-    const s = await TrainingSession.create(artifacts('adamw', 1e-3));
+    const s = await open(artifacts('adamw', 1e-3));
     expect(s.trainingInputNames).toEqual(['x', 'adv']);
     expect(s.trainingOutputNames).toEqual(['loss', 'loss.adv', 'correct.adv', 'count.adv']);
     expect(s.evalInputNames).toEqual(['x', 'adv']);
@@ -74,7 +76,7 @@ describe('TrainingSession', () => {
   });
 
   it('one SGD step with lr = 1 is θ − ∇θ, with the loss of the reference', async () => {
-    const s = await TrainingSession.create(artifacts('sgd', 1));
+    const s = await open(artifacts('sgd', 1));
     const b = batch(3, [0, 2, -100, 1, 1]);
     const out = await s.runTrainStep(b.feeds);
     const ref = referenceGrads(w0, b.x, b.labels, 0.5);
@@ -92,12 +94,12 @@ describe('TrainingSession', () => {
   it('accumulates gradients over 2 micro-batches like one batch of twice the size', async () => {
     const b1 = batch(11, [0, 1, 2]);
     const b2 = batch(12, [2, 2, 0]);
-    const micro = await TrainingSession.create(artifacts('sgd', 1));
+    const micro = await open(artifacts('sgd', 1));
     await micro.runTrainStep(b1.feeds);
     await micro.runTrainStep(b2.feeds);
     await micro.runOptimizerStep();
     // Mean losses: g1 + g2 over two halves = 2 · g of the joined batch, hence lr 2 here.
-    const whole = await TrainingSession.create(artifacts('sgd', 2));
+    const whole = await open(artifacts('sgd', 2));
     await whole.runTrainStep(concat(b1, b2).feeds);
     await whole.runOptimizerStep();
     const a = await weightsOf(micro);
@@ -111,7 +113,7 @@ describe('TrainingSession', () => {
   it('lazyResetGrad makes the next step overwrite the gradients', async () => {
     const b1 = batch(21, [0, 1, 2]);
     const b2 = batch(22, [1, 0, 2]);
-    const s = await TrainingSession.create(artifacts('sgd', 1));
+    const s = await open(artifacts('sgd', 1));
     await s.runTrainStep(b1.feeds);
     await s.lazyResetGrad();
     await s.runTrainStep(b2.feeds);
@@ -125,7 +127,7 @@ describe('TrainingSession', () => {
   it('AdamW for 3 steps matches a plain AdamW on reference gradients', async () => {
     const lr = 0.05;
     const h = { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 };
-    const s = await TrainingSession.create(artifacts('adamw', lr, h));
+    const s = await open(artifacts('adamw', lr, h));
     const batches = [batch(31, [0, 1, 2, -100]), batch(32, [2, 1]), batch(33, [1, 1, 0])];
     const p: Record<'E' | 'W' | 'b', number[]> = { E: Array.from(w0.E), W: Array.from(w0.W), b: Array.from(w0.b) };
     const m = { E: p.E.map(() => 0), W: p.W.map(() => 0), b: p.b.map(() => 0) };
@@ -154,7 +156,7 @@ describe('TrainingSession', () => {
   it('λ control: λ = 0 leaves the encoder alone, λ flips and scales its gradient', async () => {
     const b = batch(41, [0, 1, 2, 1]);
     const deltaE = async (lambda: number) => {
-      const s = await TrainingSession.create(artifacts('sgd', 1));
+      const s = await open(artifacts('sgd', 1));
       s.setLambda('adv', lambda);
       expect(s.getLambdas()).toEqual({ adv: Math.fround(lambda) });
       await s.runTrainStep(b.feeds);
@@ -169,13 +171,13 @@ describe('TrainingSession', () => {
     expectClose(two, one.map((d) => 2 * d), 1e-6, 'λ = 2 vs 1');
     const ref = referenceGrads(w0, b.x, b.labels, 1);
     expectClose(one, Array.from(ref.E, (g) => -g), 1e-6, 'λ = 1');
-    const s = await TrainingSession.create(artifacts('sgd', 1));
+    const s = await open(artifacts('sgd', 1));
     expect(() => s.setLambda('pos', 1)).toThrow("no gradient-reversal head 'pos' in the training model (heads: adv)");
     await s.release();
   });
 
   it('a λ schedule drives λ from the optimizer step', async () => {
-    const s = await TrainingSession.create(artifacts('sgd', 0.1));
+    const s = await open(artifacts('sgd', 0.1));
     s.registerLambdaScheduler({ kind: 'linear', warmup: 2 }, 10, { adv: 0.8 });
     const b = batch(42, [0, 1]);
     const seen: number[] = [];
@@ -190,7 +192,7 @@ describe('TrainingSession', () => {
   });
 
   it('a learning-rate schedule sets the rate of each optimizer step', async () => {
-    const s = await TrainingSession.create(artifacts('sgd', 0.2));
+    const s = await open(artifacts('sgd', 0.2));
     s.registerLearningRateScheduler({ kind: 'linear', warmup: 0, totalSteps: 4 });
     const rates: number[] = [];
     for (let k = 0; k < 4; k++) {
@@ -207,7 +209,7 @@ describe('TrainingSession', () => {
 
   it('save → create from the checkpoint gives identical parameters, state and next step', async () => {
     const dir = artifacts('adamw', 0.05, { maxGradNorm: 0.5 });
-    const a = await TrainingSession.create(dir);
+    const a = await open(dir);
     const batches = [batch(51, [0, 1, 2]), batch(52, [2, 0, 1]), batch(53, [1, 1, 0])];
     a.setLambda('adv', 0.75);
     a.setHyperparameters({ weightDecay: 0.2 });
@@ -225,7 +227,7 @@ describe('TrainingSession', () => {
     expect(stored.optimizerGroups[0].states[0].momentums.map((m) => m.name)).toEqual(['momentum0', 'momentum1']);
     expect(stored.properties.floats['grl.adv.lambda']).toBe(0.75);
 
-    const b = await TrainingSession.create({ artifactsDir: dir, checkpointState: ckpt });
+    const b = await open({ artifactsDir: dir, checkpointState: ckpt });
     expect(Array.from((await b.getContiguousParameters(false)).data as Float32Array)).toEqual(Array.from((await a.getContiguousParameters(false)).data as Float32Array));
     expect(b.optimizerStep).toBe(2);
     expect(b.getLambdas()).toEqual({ adv: 0.75 });
@@ -245,7 +247,7 @@ describe('TrainingSession', () => {
 
   it('exportModelForInferencing keeps the graph, the GRL node and the initializer names, with trained weights', async () => {
     const dir = artifacts('sgd', 1);
-    const s = await TrainingSession.create(dir);
+    const s = await open(dir);
     await s.runTrainStep(batch(61, [0, 1, 2]).feeds);
     await s.runOptimizerStep();
     const out = path.join(dir, 'trained.onnx');
@@ -273,7 +275,7 @@ describe('TrainingSession', () => {
   });
 
   it('runEvalStep computes the loss at the current parameters, and loadParametersBuffer replaces them', async () => {
-    const s = await TrainingSession.create(artifacts('sgd', 1));
+    const s = await open(artifacts('sgd', 1));
     const b = batch(71, [2, 0, -100]);
     const before = await s.runEvalStep(b.feeds);
     expect((before['loss.adv'].data as Float32Array)[0]).toBeCloseTo(referenceGrads(w0, b.x, b.labels, 0.5).loss, 5);
@@ -293,8 +295,8 @@ describe('TrainingSession', () => {
   it('refuses a checkpoint whose parameters the training model does not take', async () => {
     const dir = artifacts('sgd', 1);
     const bad = makeModel({ nodes: [{ op_type: 'Identity', input: ['x'], output: ['y'] }], inputs: [valueInfo('x', F, [1])], outputs: [valueInfo('y', F, [1])] });
-    await expect(TrainingSession.create({ artifactsDir: dir, trainModel: serializeModel(bad) })).rejects.toThrow("training model has no input for trainable parameter 'E' listed in the checkpoint");
-    await expect(TrainingSession.create(path.join(dir, 'nope'))).rejects.toThrow('not a grl-onnx artifacts folder (no checkpoint)');
+    await expect(open({ artifactsDir: dir, trainModel: serializeModel(bad) })).rejects.toThrow("training model has no input for trainable parameter 'E' listed in the checkpoint");
+    await expect(open(path.join(dir, 'nope'))).rejects.toThrow('not a grl-onnx artifacts folder (no checkpoint)');
   });
 });
 

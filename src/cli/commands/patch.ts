@@ -47,7 +47,8 @@ export const patchCommand: GrlCommand<PatchArgs> = {
   builder: (y: Argv) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: "ONNX model file, or '-' for stdin", coerce: stdioArg })
-      .option('head', { type: 'string', array: true, describe: 'Head to patch: NAME or NAME:LAMBDA (repeatable). NAME is an output, pos for pos_logits, or a module scope' })
+      // Not `array: true`: that would swallow a MODEL given after --head; repeats still collect.
+      .option('head', { type: 'string', coerce: (v: string | string[]) => ([] as string[]).concat(v), describe: 'Head to patch: NAME or NAME:LAMBDA (repeatable). NAME is an output, pos for pos_logits, or a module scope' })
       .option('lambda', { type: 'number', describe: 'λ for heads given without one (default 1; negative = ordinary gradient, with a warning)' })
       .option('at', { type: 'string', describe: 'Splice at this tensor instead of where the head leaves the trunk (one head)' })
       .option('output', { alias: 'o', type: 'string', coerce: stdioArg, describe: "Output file, '-' for stdout (default: stdout when it is not a terminal)" })

@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+/**
+ * Gradient-graph benchmark (issue 5 §5; a script, not a timed test).
+ *
+ *   npm run bench:grad [-- --runs 20 --warmup 3 --profile --skip-build | --only-build]
+ *
+ * (a) BERT-like d=256 tagger (4 layers, 4 heads, FFN 1024, vocab 8000, heads pos/ner),
+ *     batch 8 x 128: the plain onnxruntime-node inference forward of the exported model
+ *     vs. one run of the training graph (forward + both losses + backward, every
+ *     parameter gradient fetched into preallocated buffers, as TrainingSession does),
+ *     interleaved, median of --runs after --warmup, identical session options.
+ *     Target: ratio <= 3.2 (FLOP floor about 3).
+ * (b) buildTrainingGraph on the BERT-base-size model (110M parameters): load and build
+ *     times printed separately. Target: build <= 2 s.
+ * --profile: also runs both sessions with onnxruntime profiling and prints kernel time
+ *     per op type (written to bench-out/profile-*.json).
+ */
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const C = require('./bench-common');
+
+C.ensureBuilt();
+const ort = require('onnxruntime-node');
+const { loadModel, serializeModel } = require('../dist/onnx/io');
+const { tensorToFloat32 } = require('../dist/onnx/tensor');
+const { buildTrainingGraph } = require('../dist/grad/training');
+
+const BATCH = C.intArg('batch', 8);
+const TOKENS = C.intArg('tokens', 128);
+const RUNS = C.intArg('runs', 20);
+const WARMUP = C.intArg('warmup', 3);
+const HEADS = { pos: 17, ner: 9 };
+const TARGET_RATIO = 3.2;
+const TARGET_BUILD_S = 2;
+
+/** Everything a training-graph run needs: parameter feeds and bound gradient outputs. */
+function trainingFeeds(model, tg, batch) {
+  const inits = new Map((model.proto.graph.initializer ?? []).map((t) => [t.name, t]));
+  const feeds = { ...batch.inputs, ...batch.labels };
+  const fetches = {};
+  for (const p of tg.params.filter((q) => q.trainable)) {
+    feeds[p.name] = new ort.Tensor('float32', tensorToFloat32(inits.get(p.name), model.baseDir), p.dims);
+    fetches[tg.outputs.grads[p.name]] = new ort.Tensor('float32', new Float32Array(p.dims.reduce((a, b) => a * b, 1)), p.dims);
+  }
+  for (const l of tg.lambdas) feeds[l.input] = new ort.Tensor('float32', Float32Array.of(l.default), []);
+  fetches[tg.outputs.loss] = null;
+  return { feeds, fetches };
+}
+
+async function profiled(bytes, feeds, fetches, name) {
+  const prefix = path.join(C.OUT, `profile-${name}`);
+  const s = await ort.InferenceSession.create(bytes, C.sessionOptions({ enableProfiling: true, profileFilePrefix: prefix }));
+  for (let k = 0; k < 1 + 5; k++) await s.run(feeds, fetches);
+  s.endProfiling();
+  await s.release();
+  const file = fs.readdirSync(C.OUT).filter((f) => f.startsWith(`profile-${name}`) && f.endsWith('.json')).map((f) => path.join(C.OUT, f)).sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+  return C.profileByOp(file, 1);
+}
+
+async function forwardVsBackward() {
+  const file = C.benchModel('train');
+  const model = loadModel(file);
+  const tg = buildTrainingGraph(model, { losses: Object.keys(HEADS).map((head) => ({ head })) });
+  const trainingBytes = serializeModel(tg.training);
+  const nParams = tg.params.filter((p) => p.trainable).reduce((s, p) => s + p.dims.reduce((a, b) => a * b, 1), 0);
+  console.log(`(a) ${path.relative(C.ROOT, file)}: ${(fs.statSync(file).size / 1e6).toFixed(1)} MB, ${nParams.toLocaleString('en')} trainable parameters; training graph ${tg.training.graph.node.length} nodes (forward ${model.proto.graph.node.length}); batch ${BATCH} x ${TOKENS}`);
+
+  const batch = C.makeBatch(ort, { batch: BATCH, tokens: TOKENS, vocab: 8000, heads: HEADS });
+  const fwd = await ort.InferenceSession.create(file, C.sessionOptions());
+  const train = await ort.InferenceSession.create(trainingBytes, C.sessionOptions());
+  const { feeds, fetches } = trainingFeeds(model, tg, batch);
+  const times = await C.interleaved({
+    forward: () => fwd.run(batch.inputs),
+    'forward+backward': () => train.run(feeds, fetches),
+  }, { warmup: WARMUP, runs: RUNS });
+  await fwd.release();
+  await train.release();
+
+  const f = C.median(times.forward);
+  const fb = C.median(times['forward+backward']);
+  const ratio = fb / f;
+  console.log(`    inference forward         median ${f.toFixed(1)} ms  (min ${Math.min(...times.forward).toFixed(1)}, ${RUNS} runs after ${WARMUP} warm-up)`);
+  console.log(`    forward+backward (train)  median ${fb.toFixed(1)} ms  (min ${Math.min(...times['forward+backward']).toFixed(1)})`);
+  console.log(`    ratio ${ratio.toFixed(2)}x  (target <= ${TARGET_RATIO}x: ${ratio <= TARGET_RATIO ? 'met' : `missed by ${(ratio - TARGET_RATIO).toFixed(2)}x`})`);
+
+  if (C.flag('profile')) {
+    printProfiles([
+      ['inference forward', await profiled(fs.readFileSync(file), batch.inputs, undefined, 'forward')],
+      ['forward+backward', await profiled(trainingBytes, feeds, fetches, 'train')],
+    ]);
+  }
+  return { forwardMs: f, trainMs: fb, ratio };
+}
+
+function printProfiles(list) {
+  for (const [title, prof] of list) C.printProfile(`    profile, ${title}`, prof, 14);
+}
+
+function buildTime() {
+  const file = C.benchModel('bert-base');
+  let t0 = C.now();
+  const model = loadModel(file);
+  const loadMs = C.now() - t0;
+  t0 = C.now();
+  const tg = buildTrainingGraph(model, { losses: Object.keys(HEADS).map((head) => ({ head })) });
+  const buildMs = C.now() - t0;
+  const nParams = tg.params.filter((p) => p.trainable).reduce((s, p) => s + p.dims.reduce((a, b) => a * b, 1), 0);
+  console.log(`(b) ${path.relative(C.ROOT, file)}: ${(fs.statSync(file).size / 1e6).toFixed(0)} MB, ${nParams.toLocaleString('en')} trainable parameters, ${model.proto.graph.node.length} forward nodes -> ${tg.training.graph.node.length} training nodes`);
+  console.log(`    loadModel ${loadMs.toFixed(0)} ms, buildTrainingGraph ${buildMs.toFixed(0)} ms  (target <= ${TARGET_BUILD_S} s: ${buildMs <= TARGET_BUILD_S * 1000 ? 'met' : 'missed'})`);
+  return { loadMs, buildMs };
+}
+
+(async () => {
+  C.printMachine();
+  const results = {};
+  if (!C.flag('only-build')) results.grad = await forwardVsBackward();
+  if (!C.flag('skip-build')) results.build = buildTime();
+  fs.writeFileSync(path.join(C.OUT, 'bench-grad.json'), `${JSON.stringify({ machine: C.machine(), batch: BATCH, tokens: TOKENS, runs: RUNS, ...results }, null, 1)}\n`);
+})().catch((e) => C.die(e.message.split('\n')[0]));

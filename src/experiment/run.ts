@@ -1,0 +1,257 @@
+// Experiment, runner: the amnesic experiment of issue 4, end to end.
+//   1. baseline post-hoc probes (adversary and target labels) on the original encoder;
+//   2. amnesic training: GRL on the adversary head, adversary + target losses;
+//   3. fresh post-hoc probes on the amnesic encoder, and the heads' own dev scores;
+//   4. trainability: a fresh adversary head fine-tuned (encoder trainable) on both
+//      encoders with the same budget, with learning curves.
+// Never prints: progress goes through hooks, results into the returned report.
+import * as fs from 'fs';
+import * as path from 'path';
+import { Model, loadModel } from '../onnx/io';
+import { GrlError } from '../onnx/errors';
+import { analyzeHeads, resolveHead } from '../patch/heads';
+import { Example, loadJsonl } from '../data/jsonl';
+import { train, StepRecord, EvalRecord } from '../train/trainer';
+import { extractFeatures, Features } from '../probe/features';
+import { ProbeReport, ProbeScores, runProbe } from '../probe/probe';
+import { labelCounts } from '../probe/baselines';
+import { ExperimentConfig, FALLBACK_MODEL, DEFAULT_MODEL } from './config';
+import { freshHead, headScores, headShape, taggerSpec, withWeightsOf } from './models';
+
+export interface ExperimentHooks {
+  /** A new stage starts (one line of progress). */
+  onStage?(stage: string, message: string): void;
+  /** Steps inside a training stage. */
+  onProgress?(stage: string, done: number, total: number, info: string): void;
+  onWarning?(message: string): void;
+}
+
+export interface StageResult {
+  probes: Record<string, ProbeReport>;
+  /** The heads' own scores on the dev sentences. */
+  heads: Record<string, ProbeScores>;
+}
+
+export interface CurvePoint { step: number; value: number }
+
+export interface TrainabilityRun {
+  /** Dev accuracy of the fresh head every evalEvery steps (step 0 = before any update). */
+  devAccuracy: CurvePoint[];
+  trainLoss: CurvePoint[];
+  finalDevAccuracy: number;
+  medianStepMs: number;
+}
+
+export interface ExperimentReport {
+  tool: { name: 'grl-onnx'; version: string };
+  config: ExperimentConfig;
+  seeds: ExperimentConfig['seeds'];
+  model: { path: string; fallback: boolean; probeTensor: string; adversary: string; target: string; classes: Record<string, number> };
+  data: { trainSentences: number; devSentences: number; testSentences: number; probeTrainSentences: number; probeEvalSentences: number };
+  baseline: StageResult;
+  amnesic: {
+    steps: number;
+    medianStepMs: number;
+    model: string;
+    /** Per training step: losses, the adversary's and target's training accuracy, λ. */
+    curve: { step: number; loss: number; adversaryLoss: number; adversaryAccuracy: number; targetLoss: number; targetAccuracy: number; lambda: number }[];
+    lastEval?: EvalRecord;
+  };
+  after: StageResult;
+  trainability: { freshParams: string[]; original: TrainabilityRun; amnesic: TrainabilityRun };
+  findings: Findings;
+  /** Wall-clock seconds per stage. */
+  timings: Record<string, number>;
+}
+
+export interface Findings {
+  adversaryProbeBefore: number;
+  adversaryProbeAfter: number;
+  adversaryMajority: number;
+  adversaryControlAfter?: number;
+  /** After-probe accuracy minus majority: what the encoder still leaks. */
+  leakage: number;
+  /** Fraction of the probe's above-majority accuracy that was removed (1 = down to majority). */
+  removedFraction: number;
+  targetHeadBefore: number;
+  targetHeadAfter: number;
+  targetHeadNonMajorityBefore: number;
+  targetHeadNonMajorityAfter: number;
+  trainabilityFinalOriginal: number;
+  trainabilityFinalAmnesic: number;
+}
+
+const first = <T>(xs: T[], n: number): T[] => (n > 0 ? xs.slice(0, n) : xs);
+const seconds = (t0: number) => Math.round((performance.now() - t0) / 10) / 100;
+
+function version(): string {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function majorityLabel(examples: Example[], key: string, numClasses: number): number {
+  const ys: number[] = [];
+  for (const e of examples) {
+    const v = e.labels[key];
+    if (typeof v === 'number') ys.push(v);
+    else for (const y of v) if (y >= 0) ys.push(y);
+  }
+  const c = labelCounts(ys, numClasses);
+  return c.indexOf(Math.max(...c));
+}
+
+export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks: ExperimentHooks = {}): Promise<ExperimentReport> {
+  const timings: Record<string, number> = {};
+  const tAll = performance.now();
+  const stage = (name: string, msg: string) => hooks.onStage?.(name, msg);
+
+  // Setup: model (falling back to the fresh init tagger), heads, data.
+  let modelPath = cfg.model;
+  let fallback = false;
+  if (!fs.existsSync(modelPath) && modelPath.endsWith(DEFAULT_MODEL)) {
+    const alt = modelPath.slice(0, -DEFAULT_MODEL.length) + FALLBACK_MODEL;
+    if (fs.existsSync(alt)) {
+      hooks.onWarning?.(`${modelPath} not found: using the untrained ${alt} instead (results describe a random encoder)`);
+      modelPath = alt;
+      fallback = true;
+    }
+  }
+  const original = loadModel(modelPath);
+  const analysis = analyzeHeads(original);
+  if (analysis.heads.some((h) => h.grl)) throw new GrlError(`${modelPath}: the model already has a GradientReversal node; give the unpatched model`, { file: modelPath });
+  const adv = resolveHead(original, cfg.adversary, analysis);
+  const tgt = resolveHead(original, cfg.target, analysis);
+  if (adv.output === tgt.output) throw new GrlError(`adversary and target are the same head ('${adv.output}')`);
+  const probeAt = cfg.probeAt ?? adv.spliceTensor;
+  const shapes = { [adv.name]: headShape(original, adv), [tgt.name]: headShape(original, tgt) };
+  const spec = taggerSpec(original, [adv, tgt]);
+  fs.mkdirSync(outDir, { recursive: true });
+
+  let t0 = performance.now();
+  stage('data', `loading ${cfg.data.train}, ${cfg.data.dev}, ${cfg.data.test}`);
+  const trainSet = loadJsonl(cfg.data.train, spec);
+  const devAll = loadJsonl(cfg.data.dev, spec);
+  const testAll = loadJsonl(cfg.data.test, spec);
+  const dev = first(devAll, cfg.devSentences);
+  const probeTrain = first(trainSet, cfg.probe.trainSentences);
+  const probeEval = first(testAll, cfg.probe.evalSentences);
+  const majority = {
+    [adv.name]: majorityLabel(trainSet, adv.name, shapes[adv.name].numClasses),
+    [tgt.name]: majorityLabel(trainSet, tgt.name, shapes[tgt.name].numClasses),
+  };
+  timings.data = seconds(t0);
+
+  const probeStage = async (name: string, model: Model): Promise<StageResult> => {
+    const probes: Record<string, ProbeReport> = {};
+    const heads: Record<string, ProbeScores> = {};
+    for (const h of [adv, tgt]) {
+      if (!shapes[h.name].tokenLevel) throw new GrlError(`head '${h.name}' is not token-level; the experiment probes token encodings`);
+      stage(name, `probing '${h.name}' at ${probeAt} (${cfg.probe.kind} probe + control)`);
+      const opts = { tensor: probeAt, label: h.name, tokenLevel: true, session: cfg.threads ? { intraOpNumThreads: cfg.threads } : undefined };
+      const ftrain: Features = await extractFeatures(model, probeTrain, spec, opts);
+      const ftest: Features = await extractFeatures(model, probeEval, spec, opts);
+      probes[h.name] = await runProbe(ftrain, ftest, {
+        numClasses: shapes[h.name].numClasses, kind: cfg.probe.kind, hidden: cfg.probe.hidden, epochs: cfg.probe.epochs,
+        batchSize: cfg.probe.batchSize, lr: cfg.probe.lr, seed: cfg.seeds.probe, control: true, maxTrainRows: cfg.probe.maxTrainRows, threads: cfg.threads,
+      });
+      heads[h.name] = await headScores(model, dev, spec, h, majority[h.name], cfg.threads);
+    }
+    return { probes, heads };
+  };
+
+  // 1. Baseline.
+  t0 = performance.now();
+  const baseline = await probeStage('baseline', original);
+  timings.baseline = seconds(t0);
+
+  // 2. Amnesic training.
+  t0 = performance.now();
+  stage('amnesic', `training ${cfg.amnesic.steps} steps: GRL on '${adv.name}' (λ ${cfg.amnesic.lambda}, ${cfg.amnesic.lambdaSchedule}), losses ${adv.name} + ${tgt.name}`);
+  const curve: ExperimentReport['amnesic']['curve'] = [];
+  const amnesicDir = path.join(outDir, 'runs', 'amnesic');
+  const summary = await train({
+    model: original, data: cfg.data.train, trainExamples: trainSet, evalExamples: dev,
+    losses: [{ head: adv.name, weight: cfg.amnesic.adversaryWeight }, { head: tgt.name }],
+    heads: [{ name: adv.name, lambda: cfg.amnesic.lambda }], lambdaSchedule: cfg.amnesic.lambdaSchedule,
+    lr: cfg.amnesic.lr, warmup: cfg.amnesic.warmup, steps: cfg.amnesic.steps, batchSize: cfg.amnesic.batchSize,
+    seed: cfg.seeds.train, out: amnesicDir, threads: cfg.threads,
+  }, {
+    onStep: (r: StepRecord) => {
+      curve.push({
+        step: r.step, loss: r.loss, adversaryLoss: r.losses[adv.name], adversaryAccuracy: r.accuracy[adv.name],
+        targetLoss: r.losses[tgt.name], targetAccuracy: r.accuracy[tgt.name], lambda: r.lambda[adv.name] ?? NaN,
+      });
+      hooks.onProgress?.('amnesic', r.step, cfg.amnesic.steps, `${adv.name} acc ${(r.accuracy[adv.name] * 100).toFixed(1)}% ${tgt.name} acc ${(r.accuracy[tgt.name] * 100).toFixed(1)}% λ ${(r.lambda[adv.name] ?? 0).toFixed(3)}`);
+    },
+  });
+  const amnesicModel = withWeightsOf(original, loadModel(summary.model));
+  timings.amnesic = seconds(t0);
+
+  // 3. After.
+  t0 = performance.now();
+  const after = await probeStage('after', amnesicModel);
+  timings.after = seconds(t0);
+
+  // 4. Trainability: the same fresh head and budget on both encoders.
+  t0 = performance.now();
+  const runFresh = async (label: 'original' | 'amnesic', encoder: Model): Promise<{ run: TrainabilityRun; params: string[] }> => {
+    stage('trainability', `fine-tuning a fresh '${adv.name}' head on the ${label} encoder (${cfg.trainability.steps} steps, encoder trainable)`);
+    const fresh = freshHead(encoder, adv.name, cfg.trainability.initStd, cfg.seeds.head);
+    const start = await headScores(fresh.model, dev, spec, adv, majority[adv.name], cfg.threads);
+    const devAccuracy: CurvePoint[] = [{ step: 0, value: start.accuracy }];
+    const trainLoss: CurvePoint[] = [];
+    const s = await train({
+      model: fresh.model, data: cfg.data.train, trainExamples: trainSet, evalExamples: dev, losses: [{ head: adv.name }],
+      lr: cfg.trainability.lr, steps: cfg.trainability.steps, batchSize: cfg.trainability.batchSize, evalEvery: cfg.trainability.evalEvery,
+      seed: cfg.seeds.train, out: path.join(outDir, 'runs', `trainability-${label}`), threads: cfg.threads,
+    }, {
+      onStep: (r) => {
+        trainLoss.push({ step: r.step, value: r.losses[adv.name] });
+        hooks.onProgress?.(`trainability-${label}`, r.step, cfg.trainability.steps, `${adv.name} loss ${r.losses[adv.name].toFixed(3)}`);
+      },
+      onEval: (e) => devAccuracy.push({ step: e.step, value: e.heads[adv.name].accuracy }),
+    });
+    return { run: { devAccuracy, trainLoss, finalDevAccuracy: devAccuracy[devAccuracy.length - 1].value, medianStepMs: s.medianStepMs }, params: fresh.params };
+  };
+  const tOrig = await runFresh('original', original);
+  const tAmn = await runFresh('amnesic', amnesicModel);
+  timings.trainability = seconds(t0);
+
+  // The run folders' artifacts can be regenerated; keep the trained models and metrics only.
+  for (const d of ['amnesic', 'trainability-original', 'trainability-amnesic']) fs.rmSync(path.join(outDir, 'runs', d, 'artifacts'), { recursive: true, force: true });
+
+  const pb = baseline.probes[adv.name];
+  const pa = after.probes[adv.name];
+  const findings: Findings = {
+    adversaryProbeBefore: pb.accuracy,
+    adversaryProbeAfter: pa.accuracy,
+    adversaryMajority: pa.majority.accuracy,
+    adversaryControlAfter: pa.control?.accuracy,
+    leakage: pa.accuracy - pa.majority.accuracy,
+    removedFraction: pb.accuracy - pb.majority.accuracy > 0 ? (pb.accuracy - pa.accuracy) / (pb.accuracy - pb.majority.accuracy) : 0,
+    targetHeadBefore: baseline.heads[tgt.name].accuracy,
+    targetHeadAfter: after.heads[tgt.name].accuracy,
+    targetHeadNonMajorityBefore: baseline.heads[tgt.name].nonMajorityAccuracy,
+    targetHeadNonMajorityAfter: after.heads[tgt.name].nonMajorityAccuracy,
+    trainabilityFinalOriginal: tOrig.run.finalDevAccuracy,
+    trainabilityFinalAmnesic: tAmn.run.finalDevAccuracy,
+  };
+  timings.total = seconds(tAll);
+  return {
+    tool: { name: 'grl-onnx', version: version() },
+    config: { ...cfg, model: modelPath },
+    seeds: cfg.seeds,
+    model: { path: modelPath, fallback, probeTensor: probeAt, adversary: adv.name, target: tgt.name, classes: { [adv.name]: shapes[adv.name].numClasses, [tgt.name]: shapes[tgt.name].numClasses } },
+    data: { trainSentences: trainSet.length, devSentences: dev.length, testSentences: testAll.length, probeTrainSentences: probeTrain.length, probeEvalSentences: probeEval.length },
+    baseline,
+    amnesic: { steps: summary.steps, medianStepMs: summary.medianStepMs, model: summary.model, curve, lastEval: summary.lastEval },
+    after,
+    trainability: { freshParams: tOrig.params, original: tOrig.run, amnesic: tAmn.run },
+    findings,
+    timings,
+  };
+}
+

@@ -1,0 +1,30 @@
+// grl-onnx: the programmatic API. Load and save ONNX models, inspect them,
+// splice gradient-reversal layers, build gradient graphs in standard ONNX ops,
+// train through a TrainingSession on stock onnxruntime-node, and probe what an
+// encoder still encodes.
+
+// Model I/O and the graph IR
+export { loadModel, saveModel, serializeModel } from './onnx/io';
+export type { Model, LoadOptions, SaveOptions } from './onnx/io';
+export { Graph, opsetVersion, nodeLabel } from './onnx/graph';
+export { GrlError, ModelFormatError, GraphError } from './onnx/errors';
+export type { ModelProto, GraphProto, NodeProto, TensorProto } from './onnx/proto';
+
+// Inspect and patch
+export { inspectModel } from './inspect/inspect';
+export type { InspectReport } from './inspect/inspect';
+export { patchModel } from './patch/patch';
+export type { PatchOptions, PatchResult, HeadSpec } from './patch/patch';
+export { detectHeads, resolveHead } from './patch/heads';
+export type { HeadInfo } from './patch/heads';
+export { GRL_DOMAIN, GRL_OP } from './patch/grl';
+
+// Gradients and training
+export { buildTrainingGraph, differentiate, missingRules, supportedOps, UnsupportedOpError } from './grad';
+export type { TrainingGraph, TrainingGraphOptions, LossOption, GradRule, RuleContext, RuleEntry } from './grad';
+export { TrainingSession, generateArtifacts, writeArtifacts, buildOptimizerModel, saveCheckpoint, loadCheckpoint, lambdaAt, lrAt } from './train';
+export type { TrainingSessionCreateOptions, CheckpointState, OptimizerKind, LrSchedule, LambdaSchedule } from './train';
+export { train } from './train/trainer';
+export type { TrainerOptions, TrainerHooks, StepRecord, EvalRecord, TrainSummary } from './train/trainer';
+export { loadJsonl, makeBatch } from './data/jsonl';
+export type { DataSpec, Example, Batch } from './data/jsonl';
