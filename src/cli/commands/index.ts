@@ -5,9 +5,13 @@ import type { GrlCommand } from '../command';
 import { inspectCommand } from './inspect';
 import { patchCommand } from './patch';
 import { trainCommand } from './train';
+import { probeCommand } from './probe';
+import { experimentCommand } from './experiment';
 
 export const COMMANDS: GrlCommand[] = [
   inspectCommand,
   patchCommand,
   trainCommand,
+  probeCommand,
+  experimentCommand,
 ];

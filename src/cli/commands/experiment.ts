@@ -1,0 +1,83 @@
+// CLI command `grl-onnx experiment`: the amnesic experiment of issue 4 on the
+// shipped tagger and data (or a config file). Progress goes to stderr (a line
+// per stage, a bar on a TTY); the report goes to DIR; --json prints the
+// findings on stdout.
+import type { Argv } from 'yargs';
+import { GrlCommand, warn } from '../command';
+
+interface ExperimentArgs {
+  config?: string;
+  out: string;
+  quick?: boolean;
+  threads?: number;
+  json?: boolean;
+}
+
+export const experimentCommand: GrlCommand<ExperimentArgs> = {
+  command: 'experiment [config]',
+  describe: 'Run the amnesic experiment (probe, GRL training, probe again, trainability) and write a report',
+  builder: (y: Argv) =>
+    y
+      .positional('config', { type: 'string', describe: 'JSON config overriding the defaults (model, data, heads, λ, steps, seeds, probe)' })
+      .option('out', { type: 'string', default: 'grl-experiment', describe: 'Report folder: report.json, report.html, summary.md, runs/' })
+      .option('quick', { type: 'boolean', describe: 'Tiny step counts, same code path (under a minute)' })
+      .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('json', { type: 'boolean', describe: 'Print the findings and report paths as JSON on stdout' })
+      .example('$0 experiment', 'the whole experiment on the shipped model and data')
+      .example('$0 experiment --quick --out /tmp/exp', 'a smoke run') as unknown as Argv<ExperimentArgs>,
+  handler: async (args, io) => {
+    const { loadConfigFile, resolveConfig } = await import('../../experiment/config');
+    const { runExperiment } = await import('../../experiment/run');
+    const { writeReport } = await import('../../experiment/report');
+    const cfg = resolveConfig(args.config ? loadConfigFile(args.config) : undefined, !!args.quick);
+    if (args.threads) cfg.threads = args.threads;
+    const tty = !!(process.stderr as { isTTY?: boolean }).isTTY && io.stderr === process.stderr;
+    let bar: import('cli-progress').SingleBar | undefined;
+    let barStage = '';
+    let lastLine = -1;
+    const stopBar = () => {
+      bar?.stop();
+      bar = undefined;
+      barStage = '';
+    };
+    const report = await runExperiment(cfg, args.out, {
+      onStage: (stage, message) => {
+        stopBar();
+        io.stderr.write(`[${stage}] ${message}\n`);
+      },
+      onWarning: (m) => warn(io, m),
+      onProgress: (stage, done, total, info) => {
+        if (tty) {
+          if (barStage !== stage) {
+            stopBar();
+            const { SingleBar, Presets } = require('cli-progress') as typeof import('cli-progress');
+            bar = new SingleBar({ format: `${stage} {value}/{total} [{bar}] eta {eta_formatted} | {info}`, hideCursor: true, stream: process.stderr }, Presets.shades_classic);
+            bar.start(total, 0, { info });
+            barStage = stage;
+          }
+          bar?.update(done, { info });
+          if (done === total) stopBar();
+          return;
+        }
+        // Not a TTY: a line every 10% of the stage.
+        const tenth = Math.floor((done * 10) / total);
+        if (done === total || tenth !== lastLine) {
+          lastLine = tenth;
+          io.stderr.write(`[${stage}] step ${done}/${total} ${info}\n`);
+        }
+      },
+    });
+    stopBar();
+    const files = await writeReport(report, args.out);
+    if (args.json) {
+      io.stdout.write(`${JSON.stringify({ findings: report.findings, timings: report.timings, files }, null, 1)}\n`);
+      return;
+    }
+    const f = report.findings;
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    io.stdout.write(`${report.model.adversary} probe: ${pct(f.adversaryProbeBefore)} → ${pct(f.adversaryProbeAfter)} (majority ${pct(f.adversaryMajority)}, leakage ${(f.leakage * 100).toFixed(1)} pp)\n`);
+    io.stdout.write(`${report.model.target} head dev accuracy: ${pct(f.targetHeadBefore)} → ${pct(f.targetHeadAfter)} (non-majority tokens ${pct(f.targetHeadNonMajorityBefore)} → ${pct(f.targetHeadNonMajorityAfter)})\n`);
+    io.stdout.write(`fresh ${report.model.adversary} head after ${report.config.trainability.steps} steps: original ${pct(f.trainabilityFinalOriginal)}, amnesic ${pct(f.trainabilityFinalAmnesic)}\n`);
+    io.stdout.write(`report: ${files.html}\nsummary: ${files.summary}\ndata: ${files.json}\n(${report.timings.total} s)\n`);
+  },
+};
