@@ -318,6 +318,16 @@ export class TrainingSession {
   }
 
   /** The next runTrainStep overwrites the gradients instead of adding to them. */
+  /**
+   * Multiply the accumulated gradients by `factor` (e.g. 1/N after N micro-batches, so
+   * the update uses their mean, as PyTorch's loss/N convention does). One pass in place.
+   */
+  scaleGradients(factor: number): void {
+    if (factor === 1) return;
+    const g = this.grads;
+    for (let i = 0; i < g.length; i++) g[i] *= factor;
+  }
+
   async lazyResetGrad(): Promise<void> {
     this.gradsPending = false;
   }

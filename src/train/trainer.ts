@@ -284,6 +284,7 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
           }
           skipped = true;
         } else {
+          session.scaleGradients(1 / accum);
           await session.runOptimizerStep();
         }
         const stepMs = performance.now() - t0;
