@@ -148,33 +148,43 @@ const flag = (name) => process.argv.includes(`--${name}`);
 
 /**
  * Kernel time per op type from an onnxruntime profile (Chrome trace JSON written by
- * enableProfiling), skipping the first `skipRuns` model runs (warm-up).
+ * enableProfiling), skipping the first `skipRuns` model runs (warm-up). Each node's time
+ * is its median over the measured runs, so a burst of load from other processes on a
+ * shared machine does not land on whichever kernel happened to be running.
  */
 function profileByOp(file, skipRuns = 1) {
   const events = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const byOp = new Map();
-  let run = -1;
-  let total = 0;
-  for (const e of events) {
-    if (e.cat === 'Session' && e.name === 'model_run') run++;
-  }
-  const runs = run + 1;
+  const perNode = new Map();
   let seen = 0;
   for (const e of events) {
+    // model_run is emitted when a run ends, so the kernels of run k come before its model_run.
     if (e.cat === 'Session' && e.name === 'model_run') { seen++; continue; }
-    if (e.cat !== 'Node' || !String(e.name).endsWith('_kernel_time')) continue;
-    // model_run events are emitted when a run ends, so kernels of run k come before its model_run.
-    if (seen < skipRuns) continue;
-    const op = e.args?.op_name ?? '?';
-    byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
-    total += e.dur;
+    if (e.cat !== 'Node' || !String(e.name).endsWith('_kernel_time') || seen < skipRuns) continue;
+    const key = e.name;
+    const n = perNode.get(key) ?? { op: e.args?.op_name ?? '?', durs: [] };
+    n.durs.push(e.dur);
+    perNode.set(key, n);
   }
-  const measured = Math.max(runs - skipRuns, 1);
-  return { runs: measured, totalMs: total / 1000 / measured, ops: [...byOp].map(([op, us]) => ({ op, ms: us / 1000 / measured, share: us / total })).sort((a, b) => b.ms - a.ms) };
+  const byOp = new Map();
+  const nodes = [];
+  let total = 0;
+  for (const [name, n] of perNode) {
+    const us = median(n.durs);
+    byOp.set(n.op, (byOp.get(n.op) ?? 0) + us);
+    nodes.push({ name: name.replace(/_kernel_time$/, ''), op: n.op, ms: us / 1000 });
+    total += us;
+  }
+  nodes.sort((a, b) => b.ms - a.ms);
+  return {
+    runs: Math.max(seen - skipRuns, 0),
+    totalMs: total / 1000,
+    ops: [...byOp].map(([op, us]) => ({ op, ms: us / 1000, share: us / total })).sort((a, b) => b.ms - a.ms),
+    nodes,
+  };
 }
 
 function printProfile(title, prof, top = 12) {
-  console.log(`${title}: ${prof.totalMs.toFixed(1)} ms of kernels per run (${prof.runs} runs)`);
+  console.log(`${title}: ${prof.totalMs.toFixed(1)} ms of kernel time per run (median per node over ${prof.runs} runs)`);
   for (const o of prof.ops.slice(0, top)) console.log(`  ${o.op.padEnd(22)} ${o.ms.toFixed(1).padStart(8)} ms  ${(100 * o.share).toFixed(1).padStart(5)}%`);
 }
 

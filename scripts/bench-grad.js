@@ -12,7 +12,7 @@
  *     Target: ratio <= 3.2 (FLOP floor about 3).
  * (b) buildTrainingGraph on the BERT-base-size model (110M parameters): load and build
  *     times printed separately. Target: build <= 2 s.
- * --profile: also runs both sessions with onnxruntime profiling and prints kernel time
+ * --profile [--nodes]: also runs both sessions with onnxruntime profiling and prints kernel time
  *     per op type (written to bench-out/profile-*.json).
  */
 'use strict';
@@ -52,7 +52,7 @@ function trainingFeeds(model, tg, batch) {
 async function profiled(bytes, feeds, fetches, name) {
   const prefix = path.join(C.OUT, `profile-${name}`);
   const s = await ort.InferenceSession.create(bytes, C.sessionOptions({ enableProfiling: true, profileFilePrefix: prefix }));
-  for (let k = 0; k < 1 + 5; k++) await s.run(feeds, fetches);
+  for (let k = 0; k < 1 + 8; k++) await s.run(feeds, fetches);
   s.endProfiling();
   await s.release();
   const file = fs.readdirSync(C.OUT).filter((f) => f.startsWith(`profile-${name}`) && f.endsWith('.json')).map((f) => path.join(C.OUT, f)).sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
@@ -95,7 +95,15 @@ async function forwardVsBackward() {
 }
 
 function printProfiles(list) {
-  for (const [title, prof] of list) C.printProfile(`    profile, ${title}`, prof, 14);
+  for (const [title, prof] of list) {
+    C.printProfile(`    profile, ${title}`, prof, 14);
+    // Backward nodes are named `<node>/grad/...` or `<tensor>_grad...`, loss nodes `loss...`.
+    const part = (re) => prof.nodes.filter((n) => re.test(n.name)).reduce((s, n) => s + n.ms, 0);
+    const back = part(/\/grad\/|_grad/);
+    const loss = part(/^loss/);
+    if (back > 0) console.log(`    of which backward ${back.toFixed(1)} ms, losses ${loss.toFixed(1)} ms, forward ${(prof.totalMs - back - loss).toFixed(1)} ms`);
+    if (C.flag('nodes')) for (const n of prof.nodes.slice(0, 30)) console.log(`      ${n.ms.toFixed(2).padStart(7)} ms  ${n.op.padEnd(14)} ${n.name}`);
+  }
 }
 
 function buildTime() {

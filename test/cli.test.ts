@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
+import { BIN, ensureBuilt } from './helpers/bin';
 import { runCli, CliIO } from '../src/cli/main';
 import { loadModel, serializeModel } from '../src/onnx/io';
 import { isGrlNode } from '../src/patch/heads';
@@ -202,25 +203,7 @@ describe('in-process CLI', () => {
 });
 
 describe('the built binary', () => {
-  const BIN = path.join(ROOT, 'bin', 'grl-onnx.js');
-  const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
-
-  function newestSource(d: string): number {
-    let t = 0;
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      t = Math.max(t, e.isDirectory() ? newestSource(p) : fs.statSync(p).mtimeMs);
-    }
-    return t;
-  }
-
-  beforeAll(() => {
-    // Build when dist/ is older than src/ (tsc still emits when another module has a type error).
-    if (!fs.existsSync(MAIN) || fs.statSync(MAIN).mtimeMs < newestSource(path.join(ROOT, 'src'))) {
-      spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', ROOT], { stdio: 'ignore' });
-    }
-    expect(fs.existsSync(MAIN)).toBe(true);
-  }, 180000);
+  beforeAll(() => ensureBuilt(), 180000);
 
   const sh = (cmd: string) => spawnSync('sh', ['-c', cmd], { cwd: dir, encoding: 'buffer' });
 

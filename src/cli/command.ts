@@ -8,6 +8,8 @@ export interface CliIO {
   stderr: { write(chunk: string): unknown };
   /** All of stdin, for MODEL = '-' (default: read file descriptor 0). */
   readStdin?: () => Buffer;
+  /** A handler that finishes without an error but wants a non-zero exit (e.g. 130 after Ctrl-C) sets this. */
+  exitCode?: number;
 }
 
 /** One command per file: `command`, `describe`, `builder`, `handler` (yargs' module shape plus injected I/O). */

@@ -57,7 +57,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       output = out;
     });
     if (output) io.stdout.write(output.endsWith('\n') ? output : `${output}\n`);
-    return 0;
+    return io.exitCode ?? 0;
   } catch (e) {
     return reportError(e, io, argv.includes('--debug'), argv);
   }

@@ -1,7 +1,7 @@
 // Gradient builder: the RuleContext handed to each rule, built from the forward
 // graph's index. Shared by the driver and by the per-rule gradient checks.
 import { DataType, NodeProto, TensorProto } from '../onnx/proto';
-import { attrFloat, attrInt, attrInts, attrString, attrTensor } from '../onnx/attrs';
+import { attrFloat, attrFloats, attrInt, attrInts, attrString, attrTensor } from '../onnx/attrs';
 import { tensorToInts, tensorToNumbers } from '../onnx/tensor';
 import { Emitter } from './emit';
 import type { Dim, RuleContext } from './types';
@@ -27,6 +27,26 @@ export function constantInts(src: ConstantSource, name: string): number[] | unde
     if (i !== undefined) return [i];
   }
   return undefined;
+}
+
+/** Numeric values of a constant tensor of any numeric type (e.g. Pow's float exponent). */
+export function constantNumbers(src: ConstantSource, name: string): number[] | undefined {
+  if (!name) return undefined;
+  const p = src.producer(name);
+  const constant = p?.op_type === 'Constant' ? p : undefined;
+  const t = src.initializer(name) ?? (constant && attrTensor(constant, 'value'));
+  if (t) {
+    try {
+      return tensorToNumbers(t);
+    } catch {
+      return undefined; // a type we do not read (float16, ...): the rule treats the input as dynamic
+    }
+  }
+  if (!constant) return undefined;
+  const f = attrFloat(constant, 'value_float');
+  if (f !== undefined) return [f];
+  const i = attrInt(constant, 'value_int');
+  return attrFloats(constant, 'value_floats') ?? attrInts(constant, 'value_ints') ?? (i !== undefined ? [i] : undefined);
 }
 
 /** Integer (or bool, as 0/1: Dropout's training_mode) values of a constant tensor. */
@@ -58,6 +78,7 @@ export function makeRuleContext(args: {
     attrFloat: (name, dflt) => attrFloat(node, name, dflt),
     attrString: (name, dflt) => attrString(node, name, dflt),
     constInts: (i) => constantInts(args.constants, inputs[i] ?? ''),
+    constNumbers: (i) => constantNumbers(args.constants, inputs[i] ?? ''),
     shape: args.shape,
     emit: args.emit,
   };

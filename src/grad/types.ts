@@ -32,6 +32,8 @@ export interface RuleContext {
   attrString(name: string, dflt: string): string;
   /** Integer values of input i when it is constant (initializer or Constant node); undefined when dynamic. */
   constInts(i: number): number[] | undefined;
+  /** Numeric values of input i (any numeric type) when it is constant; undefined when dynamic. */
+  constNumbers(i: number): number[] | undefined;
   /** Static shape of a tensor, when known. */
   shape(name: string): Dim[] | undefined;
   /** Emits the gradient nodes, named `<node>/grad/<what>`. */

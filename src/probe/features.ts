@@ -26,7 +26,10 @@ export function modelWithOutput(model: Model, tensor: string): ModelProto {
   const producer = graph.producer(tensor);
   if (!producer && !graph.isGraphInput(tensor)) throw new GrlError(`${model.source}: tensor '${tensor}' is not produced by any node`);
   graph.removeDeadNodes();
-  return { ...model.proto, graph: graph.proto };
+  // Drop the initializers only pruned nodes read (ORT warns about each one otherwise).
+  const used = new Set(graph.nodes.flatMap((n) => n.input ?? []));
+  const pruned = { ...graph.proto, initializer: (graph.proto.initializer ?? []).filter((t) => used.has(t.name ?? '')) };
+  return { ...model.proto, graph: pruned };
 }
 
 export async function extractFeatures(

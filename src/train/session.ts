@@ -319,6 +319,15 @@ export class TrainingSession {
 
   /** The next runTrainStep overwrites the gradients instead of adding to them. */
   /**
+   * Count a step without updating (a skipped non-finite batch), so schedules and the
+   * data order stay aligned with an uninterrupted run. Gradients are discarded.
+   */
+  skipOptimizerStep(): void {
+    this.stepCount++;
+    this.gradsPending = false;
+  }
+
+  /**
    * Multiply the accumulated gradients by `factor` (e.g. 1/N after N micro-batches, so
    * the update uses their mean, as PyTorch's loss/N convention does). One pass in place.
    */

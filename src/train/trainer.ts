@@ -301,10 +301,7 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
           step_ms: Math.round(stepMs * 100) / 100,
           ...(skipped ? { skipped: true } : {}),
         };
-        if (skipped) {
-          // A skipped batch still counts as a step so the data order and schedules stay aligned.
-          (session as unknown as { stepCount: number }).stepCount++;
-        }
+        if (skipped) session.skipOptimizerStep();
         lastStep = rec;
         fs.writeSync(metrics, `${JSON.stringify(rec)}\n`);
         hooks.onStep?.(rec);

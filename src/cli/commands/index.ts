@@ -5,12 +5,14 @@ import type { GrlCommand } from '../command';
 import { inspectCommand } from './inspect';
 import { patchCommand } from './patch';
 import { trainCommand } from './train';
+import { artifactsCommand } from './artifacts';
 import { probeCommand } from './probe';
 import { experimentCommand } from './experiment';
 
 export const COMMANDS: GrlCommand[] = [
   inspectCommand,
   patchCommand,
+  artifactsCommand,
   trainCommand,
   probeCommand,
   experimentCommand,

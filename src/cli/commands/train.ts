@@ -166,7 +166,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
         if (s.lastEval) io.stdout.write(`dev: ${Object.entries(s.lastEval.heads).map(([h, m]) => `${h} acc ${fmt(m.accuracy * 100, 2)}% (loss ${fmt(m.loss)})`).join(', ')}\n`);
         io.stdout.write(s.interrupted ? `checkpoint: ${s.checkpoint} (continue with --resume ${s.out})\n` : `model: ${s.model}\ncheckpoint: ${s.checkpoint}\nmetrics: ${s.metrics}\n`);
       }
-      if (s.interrupted) process.exitCode = 130;
+      if (s.interrupted) io.exitCode = 130;
     } finally {
       bar?.stop();
       process.off('SIGINT', onSigint);

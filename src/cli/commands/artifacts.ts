@@ -1,0 +1,59 @@
+// CLI command `grl-onnx artifacts`: write ONNX Runtime's on-device training
+// layout (training, eval and optimizer models plus an ORT-format checkpoint)
+// for a model, patching GRLs first when --head is given. Thin: the work is in
+// src/train/artifacts.ts.
+import type { Argv } from 'yargs';
+import { GrlCommand, warn } from '../command';
+import { parseHeadSpec } from './patch';
+import { parseLossSpec } from './train';
+
+interface ArtifactsArgs {
+  model: string;
+  loss: string[];
+  head?: string[];
+  freeze?: string[];
+  trainable?: string[];
+  optimizer: 'adamw' | 'sgd';
+  lr: number;
+  output: string;
+  json?: boolean;
+}
+
+export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
+  command: 'artifacts <model>',
+  describe: 'Write training artifacts: training_model.onnx, eval_model.onnx, optimizer_model.onnx, checkpoint',
+  builder: (y: Argv) =>
+    y
+      .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model (patched, or give --head)' })
+      .option('loss', { type: 'string', array: true, demandOption: true, describe: 'Loss head HEAD[:WEIGHT] (repeatable)' })
+      .option('head', { type: 'string', array: true, describe: 'Splice a GRL on HEAD[:LAMBDA] first (repeatable)' })
+      .option('freeze', { type: 'string', array: true, describe: 'Freeze initializers matching a glob or /regex/ (repeatable)' })
+      .option('trainable', { type: 'string', array: true, describe: 'Train only initializers matching a glob or /regex/ (repeatable)' })
+      .option('optimizer', { choices: ['adamw', 'sgd'] as const, default: 'adamw' as const })
+      .option('lr', { type: 'number', default: 1e-3, describe: 'Learning rate stored in the checkpoint' })
+      .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Artifacts folder' })
+      .option('json', { type: 'boolean', describe: 'Print artifacts.json (the metadata) on stdout' })
+      .example('$0 artifacts model.onnx --head pos --loss pos --loss ner:0.5 -o artifacts/', 'GRL on pos, two losses') as unknown as Argv<ArtifactsArgs>,
+  handler: async (args, io) => {
+    const { loadModel } = await import('../../onnx/io');
+    const { patchModel } = await import('../../patch/patch');
+    const { generateArtifacts, ARTIFACT_FILES } = await import('../../train/artifacts');
+    let model = loadModel(args.model);
+    if (args.head?.length) {
+      const patched = patchModel(model, { heads: args.head.map(parseHeadSpec) });
+      for (const w of patched.warnings) warn(io, w);
+      model = patched.model;
+    }
+    const meta = generateArtifacts(model, { losses: args.loss.map(parseLossSpec), freeze: args.freeze, trainable: args.trainable, optimizer: args.optimizer, learningRate: args.lr }, args.output);
+    if (args.json) {
+      io.stdout.write(`${JSON.stringify(meta, null, 1)}\n`);
+      return;
+    }
+    const trainable = meta.params.filter((p) => p.trainable);
+    const count = (ps: typeof meta.params) => ps.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0);
+    io.stdout.write(`wrote ${args.output}: ${Object.values(ARTIFACT_FILES).join(', ')}\n`);
+    io.stdout.write(`  losses: ${meta.heads.map((h) => `${h.head} (${h.output}, ${h.kind}, weight ${h.weight})`).join('; ')}\n`);
+    io.stdout.write(`  GRLs: ${meta.lambdas.length ? meta.lambdas.map((l) => `${l.head} λ=${Number(l.default.toPrecision(6))} (input ${l.input})`).join('; ') : 'none'}\n`);
+    io.stdout.write(`  parameters: ${count(trainable).toLocaleString('en-US')} trainable in ${trainable.length} tensors, ${count(meta.params.filter((p) => !p.trainable)).toLocaleString('en-US')} frozen; optimizer ${meta.optimizer}\n`);
+  },
+};

@@ -1,0 +1,156 @@
+// `grl-onnx experiment --quick` end to end (the real trainer, probes and vega
+// charts in onnxruntime-node), plus the experiment's config and model helpers.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { runCli } from '../src/cli/main';
+import { loadModel } from '../src/onnx/io';
+import { tensorToFloat32 } from '../src/onnx/tensor';
+import { mergeConfig, resolveConfig, defaultConfig } from '../src/experiment/config';
+import { freshHead, headParameters, withWeightsOf } from '../src/experiment/models';
+import type { ExperimentReport } from '../src/experiment/run';
+
+const ROOT = path.join(__dirname, '..');
+const INIT = path.join(ROOT, 'models/tiny-tagger-init.onnx');
+
+function io() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, io: { stdout: { write: (s: string | Uint8Array) => out.push(String(s)), isTTY: false }, stderr: { write: (s: string) => err.push(s) } } };
+}
+
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'grl-exp-test-'));
+}
+
+describe('experiment --quick', () => {
+  const dir = tmp();
+  const dir2 = tmp();
+  let report: ExperimentReport;
+  let stderr = '';
+
+  beforeAll(async () => {
+    const a = io();
+    const code = await runCli(['experiment', '--quick', '--out', dir, '--threads', '1', '--json'], a.io);
+    stderr = a.err.join('');
+    expect(code).toBe(0);
+    report = JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8'));
+    const b = io();
+    expect(await runCli(['experiment', '--quick', '--out', dir2, '--threads', '1', '--json'], b.io)).toBe(0);
+  });
+  afterAll(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(dir2, { recursive: true, force: true });
+  });
+
+  test('writes a parsable report.json with every stage', () => {
+    const q = resolveConfig(undefined, true);
+    expect(report.config.amnesic.steps).toBe(q.amnesic.steps);
+    expect(report.model.adversary).toBe('pos');
+    expect(report.model.target).toBe('ner');
+    expect(report.model.classes).toEqual({ pos: 17, ner: 7 });
+    for (const stage of [report.baseline, report.after]) {
+      for (const h of ['pos', 'ner']) {
+        const p = stage.probes[h];
+        expect(p.accuracy).toBeGreaterThanOrEqual(0);
+        expect(p.accuracy).toBeLessThanOrEqual(1);
+        expect(p.rows).toBeGreaterThan(100);
+        expect(p.control?.accuracy).toEqual(expect.any(Number));
+        expect(p.selectivity).toBeCloseTo(p.accuracy - (p.control?.accuracy ?? NaN), 12);
+        expect(stage.heads[h].rows).toBeGreaterThan(100);
+      }
+    }
+    expect(report.amnesic.curve.map((c) => c.step)).toEqual(Array.from({ length: q.amnesic.steps }, (_, i) => i + 1));
+    // dann: λ starts at 0 and rises.
+    expect(report.amnesic.curve[0].lambda).toBe(0);
+    expect(report.amnesic.curve[q.amnesic.steps - 1].lambda).toBeGreaterThan(0.9);
+    for (const run of [report.trainability.original, report.trainability.amnesic]) {
+      expect(run.devAccuracy.map((p) => p.step)).toEqual([0, 4, 8]);
+      expect(run.trainLoss).toHaveLength(q.trainability.steps);
+    }
+    expect(report.trainability.freshParams.length).toBeGreaterThan(0);
+    expect(report.findings.leakage).toBeCloseTo(report.after.probes.pos.accuracy - report.after.probes.pos.majority.accuracy, 12);
+    expect(Object.keys(report.timings)).toEqual(expect.arrayContaining(['baseline', 'amnesic', 'after', 'trainability', 'total']));
+  });
+
+  test('the baseline pos probe on the shipped encoder is far above majority', () => {
+    const p = report.baseline.probes.pos;
+    expect(p.accuracy - p.majority.accuracy).toBeGreaterThan(0.3);
+  });
+
+  test('report.html is offline and has the charts as inline SVG', () => {
+    const html = fs.readFileSync(path.join(dir, 'report.html'), 'utf8');
+    expect((html.match(/<svg[\s>]/g) ?? []).length).toBe(4);
+    expect(html).not.toMatch(/<script/i);
+    expect(html).not.toMatch(/(src|href)\s*=\s*["']?https?:/i);
+    expect(html).not.toMatch(/@import/);
+    expect(html).toContain('Probe accuracy at');
+  });
+
+  test('summary.md states the leakage and the target result', () => {
+    const md = fs.readFileSync(path.join(dir, 'summary.md'), 'utf8');
+    expect(md).toMatch(/Leakage: the post-hoc pos probe is still [-+]\d+\.\d pp above the majority baseline/);
+    expect(md).toMatch(/The ner head's dev accuracy went from \d+\.\d% to \d+\.\d%/);
+    expect(md).toContain('--quick');
+  });
+
+  test('progress goes to stderr, a line per stage', () => {
+    for (const s of ['[data]', '[baseline]', '[amnesic]', '[after]', '[trainability]']) expect(stderr).toContain(s);
+  });
+
+  test('is reproducible with the same seeds', () => {
+    const again = JSON.parse(fs.readFileSync(path.join(dir2, 'report.json'), 'utf8')) as ExperimentReport;
+    const strip = (r: ExperimentReport) => JSON.stringify({ ...r, timings: null, amnesic: { ...r.amnesic, medianStepMs: null, model: null }, trainability: { ...r.trainability, original: { ...r.trainability.original, medianStepMs: null }, amnesic: { ...r.trainability.amnesic, medianStepMs: null } } });
+    expect(strip(again)).toBe(strip(report));
+  });
+});
+
+describe('experiment config', () => {
+  test('a config overrides nested values; unknown keys and wrong types are errors', () => {
+    const base = defaultConfig('/pkg');
+    const c = mergeConfig(base, { amnesic: { lambda: 0.5 }, probe: { kind: 'mlp' }, seeds: { train: 7 } });
+    expect(c.amnesic).toEqual({ ...base.amnesic, lambda: 0.5 });
+    expect(c.probe.kind).toBe('mlp');
+    expect(c.seeds).toEqual({ ...base.seeds, train: 7 });
+    expect(() => mergeConfig(base, { amnesic: { lamda: 1 } } as never)).toThrow("config.amnesic: unknown key 'lamda'");
+    expect(() => mergeConfig(base, { amnesic: { steps: '10' } } as never)).toThrow("config.amnesic: 'steps' must be a number");
+  });
+
+  test('--quick applies on top of the file', () => {
+    const c = resolveConfig({ amnesic: { lambda: 2 } }, true, '/pkg');
+    expect(c.amnesic.lambda).toBe(2);
+    expect(c.amnesic.steps).toBe(12);
+    expect(c.model).toBe('/pkg/models/tiny-tagger.onnx');
+  });
+});
+
+describe('experiment model helpers', () => {
+  test('a fresh head replaces exactly the head\'s own parameters, seeded', () => {
+    const m = loadModel(INIT);
+    const params = headParameters(m, 'pos');
+    expect(params).toEqual(expect.arrayContaining(['pos.dense.bias', 'pos.out.bias']));
+    expect(params.some((p) => p.startsWith('ner') || p.includes('encoder'))).toBe(false);
+    const a = freshHead(m, 'pos', 0.02, 3);
+    const b = freshHead(m, 'pos', 0.02, 3);
+    const val = (model: typeof m, name: string) => tensorToFloat32((model.proto.graph?.initializer ?? []).find((t) => t.name === name)!, model.baseDir);
+    for (const p of params) expect(val(a.model, p)).toEqual(val(b.model, p));
+    expect(Array.from(val(a.model, 'pos.out.bias')).every((v) => v === 0)).toBe(true);
+    const w = params.find((p) => val(m, p).length > 1000) as string;
+    const v = val(a.model, w);
+    const std = Math.sqrt(v.reduce((s, x) => s + x * x, 0) / v.length);
+    expect(std).toBeGreaterThan(0.018);
+    expect(std).toBeLessThan(0.022);
+    // Everything else is the very same TensorProto.
+    const untouched = (m.proto.graph?.initializer ?? []).filter((t) => !params.includes(t.name ?? ''));
+    for (const t of untouched) expect((a.model.proto.graph?.initializer ?? []).find((u) => u.name === t.name)).toBe(t);
+  });
+
+  test('withWeightsOf moves trained weights into the unpatched graph', () => {
+    const m = loadModel(INIT);
+    const fresh = freshHead(m, 'pos', 0.02, 1).model;
+    const back = withWeightsOf(m, fresh);
+    expect(back.proto.graph?.node).toBe(m.proto.graph?.node);
+    const name = 'pos.dense.bias';
+    expect((back.proto.graph?.initializer ?? []).find((t) => t.name === name)).toBe((fresh.proto.graph?.initializer ?? []).find((t) => t.name === name));
+  });
+});

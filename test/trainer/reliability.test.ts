@@ -1,0 +1,107 @@
+// The trainer under interruption and bad numbers: Ctrl-C saves a checkpoint and
+// exits cleanly (and the run resumes), a non-finite loss stops with the step and
+// head named (or is skipped), and `grl-onnx artifacts` writes ORT's layout.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spawn } from 'child_process';
+import { runCli } from '../../src/cli/main';
+import { loadCheckpoint } from '../../src/train/checkpoint';
+import { loadModel } from '../../src/onnx/io';
+import { BIN, ensureBuilt } from '../helpers/bin';
+import { modelPath } from '../fixtures/reference';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'grl-rel-'));
+
+function dataFile(dir: string, n = 16): string {
+  const lines = Array.from({ length: n }, (_, i) => {
+    const ids = [1 + (i % 50), 2 + ((i * 7) % 90), 3 + ((i * 13) % 100)];
+    return JSON.stringify({ input_ids: ids, pos: ids.map((x) => x % 17), ner: ids.map((x) => x % 9) });
+  });
+  const f = path.join(dir, 'd.jsonl');
+  fs.writeFileSync(f, `${lines.join('\n')}\n`);
+  return f;
+}
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { stdout: { write: (s: string | Uint8Array) => out.push(String(s)), isTTY: false }, stderr: { write: (s: string) => err.push(s) } }, out, err };
+}
+
+describe('reliability', () => {
+  beforeAll(() => ensureBuilt(), 180000);
+
+  it('Ctrl-C saves a checkpoint, exits 130, and --resume finishes the run', async () => {
+    const dir = tmp();
+    const data = dataFile(dir);
+    const run = path.join(dir, 'run');
+    const args = [BIN, 'train', modelPath('tagger-opset17'), '--data', data, '--loss', 'pos', '--lr', '1e-3', '--batch-size', '4', '--steps', '100000', '--threads', '1', '--out', run];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      if (!sent && stdout.split('\n').length > 3) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code: number | null = await new Promise((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted/);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    const summary = JSON.parse(stdout.trim().split('\n').pop() as string).summary;
+    expect(summary.interrupted).toBe(true);
+    const ckpt = loadCheckpoint(path.join(run, 'checkpoint'));
+    expect(ckpt.optimizerGroups[0].step).toBe(summary.steps);
+    expect(summary.steps).toBeGreaterThanOrEqual(3);
+
+    const { io, out } = capture();
+    const resumed = await runCli(['train', modelPath('tagger-opset17'), '--data', data, '--loss', 'pos', '--lr', '1e-3', '--batch-size', '4', '--steps', String(summary.steps + 2), '--threads', '1', '--resume', run], io);
+    expect(resumed).toBe(0);
+    const steps = out.join('').trim().split('\n').map((l) => JSON.parse(l)).filter((o) => 'step' in o).map((o) => o.step);
+    expect(steps).toEqual([summary.steps + 1, summary.steps + 2]);
+    expect(fs.existsSync(path.join(run, 'model.onnx'))).toBe(true);
+  }, 60000);
+
+  it('stops at a non-finite loss naming the step and the head; --skip-nonfinite skips such batches', async () => {
+    const dir = tmp();
+    const data = dataFile(dir);
+    const common = ['train', modelPath('tagger-opset17'), '--data', data, '--loss', 'pos', '--optimizer', 'sgd', '--lr', '1e30', '--batch-size', '4', '--steps', '4', '--threads', '1'];
+    const a = capture();
+    const code = await runCli([...common, '--out', path.join(dir, 'a')], a.io);
+    expect(code).not.toBe(0);
+    expect(a.err.join('')).toMatch(/^grl-onnx: non-finite loss at step \d+ in head 'pos'/);
+    const b = capture();
+    expect(await runCli([...common, '--skip-nonfinite', '--out', path.join(dir, 'b')], b.io)).toBe(0);
+    const steps = b.out.join('').trim().split('\n').map((l) => JSON.parse(l)).filter((o) => 'step' in o);
+    expect(steps).toHaveLength(4);
+    expect(steps.some((s) => s.skipped)).toBe(true);
+  });
+
+  it('grl-onnx artifacts writes ORT\'s layout with a GRL λ input and frozen parameters', async () => {
+    const dir = tmp();
+    const { io, out, err } = capture();
+    const code = await runCli(['artifacts', modelPath('tagger-opset14'), '--head', 'pos:0.7', '--loss', 'pos', '--loss', 'ner:0.5', '--freeze', '*embeddings*', '--optimizer', 'sgd', '-o', dir, '--json'], io);
+    expect(err.join('')).toBe('');
+    expect(code).toBe(0);
+    const meta = JSON.parse(out.join(''));
+    for (const f of ['training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'checkpoint']) expect(fs.existsSync(path.join(dir, f))).toBe(true);
+    expect(meta.lambdas.map((l: { input: string }) => l.input)).toEqual(['grl.pos.lambda']);
+    const frozen = meta.params.filter((p: { trainable: boolean }) => !p.trainable).map((p: { name: string }) => p.name);
+    expect(frozen.length).toBeGreaterThan(0);
+    expect(frozen.every((n: string) => n.includes('embeddings'))).toBe(true);
+    const training = loadModel(path.join(dir, 'training_model.onnx')).proto.graph!;
+    const inputs = new Set((training.input ?? []).map((i) => i.name));
+    expect(inputs.has('grl.pos.lambda')).toBe(true);
+    for (const n of frozen) expect(inputs.has(n)).toBe(false);
+    expect((training.node ?? []).every((n) => !n.domain)).toBe(true);
+    const ckpt = loadCheckpoint(path.join(dir, 'checkpoint'));
+    expect(ckpt.frozen.map((t) => t.name).sort()).toEqual([...frozen].sort());
+    const optInputs = (loadModel(path.join(dir, 'optimizer_model.onnx')).proto.graph!.input ?? []).map((i) => i.name);
+    expect(optInputs).toEqual(expect.arrayContaining(['learning_rate', 'params', 'gradients', 'momentum_buffer']));
+  });
+});
