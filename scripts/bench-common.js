@@ -82,6 +82,7 @@ function machine() {
 
 function printMachine(m = machine()) {
   console.log(`machine: ${m.cores} cores, ${m.cpu}, node ${m.node}, onnxruntime-node ${m.onnxruntime}, load average ${m.load}`);
+  return m;
 }
 
 /** Deterministic PRNG (mulberry32), so every run feeds the same batch. */
@@ -119,14 +120,22 @@ const median = (xs) => {
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
  * Time several async jobs interleaved (A B A B ...), so a change in machine load hits
  * them alike. Returns the per-job lists of milliseconds after `warmup` rounds.
+ *
+ * Each job starts after an idle gap: every session has its own intra-op thread pool,
+ * whose threads spin for a while after a run. Back to back, the pool of the job that
+ * just ran steals the cores from the next one (measured: the inference forward went
+ * from ~45 to ~79 ms right after a training run, which flattered the ratio).
  */
-async function interleaved(jobs, { warmup, runs, onRound }) {
+async function interleaved(jobs, { warmup, runs, onRound, gapMs = 25 }) {
   const times = Object.fromEntries(Object.keys(jobs).map((k) => [k, []]));
   for (let round = 0; round < warmup + runs; round++) {
     for (const [name, job] of Object.entries(jobs)) {
+      await sleep(gapMs);
       const t0 = now();
       await job();
       if (round >= warmup) times[name].push(now() - t0);
@@ -190,7 +199,27 @@ function printProfile(title, prof, top = 12) {
 
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
+/**
+ * Replace this benchmark's section of bench-out/RESULTS.md (between its markers), so each
+ * script refreshes its own numbers and keeps the other's.
+ */
+function writeResults(section, markdown) {
+  const file = path.join(OUT, 'RESULTS.md');
+  const begin = `<!-- ${section}:begin -->`;
+  const end = `<!-- ${section}:end -->`;
+  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmark results\n\nWritten by `npm run bench` and `npm run bench:grad` (scripts/bench-*.js).\n';
+  const block = `${begin}\n${markdown.trim()}\n${end}`;
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  text = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : `${text.trimEnd()}\n\n${block}\n`;
+  fs.writeFileSync(file, text);
+}
+
+function machineLine(m = machine()) {
+  return `${m.cores} cores (${m.cpu}), node ${m.node}, onnxruntime-node ${m.onnxruntime}; load average ${m.load} when it started`;
+}
+
 module.exports = {
   ROOT, OUT, die, ensureBuilt, benchModel, sessionOptions, machine, printMachine, makeBatch,
-  median, now, interleaved, intArg, flag, profileByOp, printProfile, mib,
+  median, now, interleaved, intArg, flag, profileByOp, printProfile, mib, writeResults, machineLine,
 };

@@ -12,6 +12,7 @@
  *     Target: ratio <= 3.2 (FLOP floor about 3).
  * (b) buildTrainingGraph on the BERT-base-size model (110M parameters): load and build
  *     times printed separately. Target: build <= 2 s.
+ * --no-fuse: keep the decomposed LayerNorms (for comparison; see src/grad/fuse.ts).
  * --profile [--nodes]: also runs both sessions with onnxruntime profiling and prints kernel time
  *     per op type (written to bench-out/profile-*.json).
  */
@@ -62,7 +63,7 @@ async function profiled(bytes, feeds, fetches, name) {
 async function forwardVsBackward() {
   const file = C.benchModel('train');
   const model = loadModel(file);
-  const tg = buildTrainingGraph(model, { losses: Object.keys(HEADS).map((head) => ({ head })) });
+  const tg = buildTrainingGraph(model, { losses: Object.keys(HEADS).map((head) => ({ head })), fuseLayerNorm: !C.flag('no-fuse') });
   const trainingBytes = serializeModel(tg.training);
   const nParams = tg.params.filter((p) => p.trainable).reduce((s, p) => s + p.dims.reduce((a, b) => a * b, 1), 0);
   console.log(`(a) ${path.relative(C.ROOT, file)}: ${(fs.statSync(file).size / 1e6).toFixed(1)} MB, ${nParams.toLocaleString('en')} trainable parameters; training graph ${tg.training.graph.node.length} nodes (forward ${model.proto.graph.node.length}); batch ${BATCH} x ${TOKENS}`);
@@ -91,7 +92,7 @@ async function forwardVsBackward() {
       ['forward+backward', await profiled(trainingBytes, feeds, fetches, 'train')],
     ]);
   }
-  return { forwardMs: f, trainMs: fb, ratio };
+  return { forwardMs: f, trainMs: fb, ratio, forwardMin: Math.min(...times.forward), trainMin: Math.min(...times['forward+backward']), params: nParams, nParams: tg.params.filter((p) => p.trainable).length, fused: !C.flag('no-fuse') };
 }
 
 function printProfiles(list) {
@@ -117,13 +118,34 @@ function buildTime() {
   const nParams = tg.params.filter((p) => p.trainable).reduce((s, p) => s + p.dims.reduce((a, b) => a * b, 1), 0);
   console.log(`(b) ${path.relative(C.ROOT, file)}: ${(fs.statSync(file).size / 1e6).toFixed(0)} MB, ${nParams.toLocaleString('en')} trainable parameters, ${model.proto.graph.node.length} forward nodes -> ${tg.training.graph.node.length} training nodes`);
   console.log(`    loadModel ${loadMs.toFixed(0)} ms, buildTrainingGraph ${buildMs.toFixed(0)} ms  (target <= ${TARGET_BUILD_S} s: ${buildMs <= TARGET_BUILD_S * 1000 ? 'met' : 'missed'})`);
-  return { loadMs, buildMs };
+  return { loadMs, buildMs, params: nParams, mb: (fs.statSync(file).size / 1e6).toFixed(0) };
+}
+
+function resultsMarkdown(m, r) {
+  const lines = ['## Gradients (`npm run bench:grad`, issue 5 §5)', '', `Machine: ${C.machineLine(m)}.`, ''];
+  if (r.grad) {
+    const g = r.grad;
+    lines.push(
+      `BERT-like tagger (d=256, 4 layers, 4 heads, FFN 1024, vocab 8000, heads pos/ner; ${g.params.toLocaleString('en')} parameters), batch ${BATCH} x ${TOKENS}, intra-op threads = ${m.cores}, graph optimisation 'all', ${RUNS} interleaved runs after ${WARMUP} warm-up${g.fused ? '' : ', LayerNorm fusion off'}:`,
+      '',
+      '| | median | min |',
+      '|---|---|---|',
+      `| inference forward (the exported model) | ${g.forwardMs.toFixed(1)} ms | ${g.forwardMin.toFixed(1)} ms |`,
+      `| forward + backward (training graph, all ${g.nParams} parameter gradients) | ${g.trainMs.toFixed(1)} ms | ${g.trainMin.toFixed(1)} ms |`,
+      '',
+      `Ratio of medians **${g.ratio.toFixed(2)}x** (target <= ${TARGET_RATIO}x: ${g.ratio <= TARGET_RATIO ? 'met' : `missed by ${(g.ratio - TARGET_RATIO).toFixed(2)}x`}); ratio of minimums ${(g.trainMin / g.forwardMin).toFixed(2)}x.`,
+      '',
+    );
+  }
+  if (r.build) lines.push(`BERT-base-size model (${r.build.params.toLocaleString('en')} parameters, ${r.build.mb} MB): \`loadModel\` ${r.build.loadMs.toFixed(0)} ms, \`buildTrainingGraph\` **${r.build.buildMs.toFixed(0)} ms** (target <= ${TARGET_BUILD_S} s: ${r.build.buildMs <= TARGET_BUILD_S * 1000 ? 'met' : 'missed'}).`);
+  return lines.join('\n');
 }
 
 (async () => {
-  C.printMachine();
+  const m = C.printMachine();
   const results = {};
   if (!C.flag('only-build')) results.grad = await forwardVsBackward();
   if (!C.flag('skip-build')) results.build = buildTime();
+  if (results.grad && results.build) C.writeResults('bench-grad', resultsMarkdown(m, results));
   fs.writeFileSync(path.join(C.OUT, 'bench-grad.json'), `${JSON.stringify({ machine: C.machine(), batch: BATCH, tokens: TOKENS, runs: RUNS, ...results }, null, 1)}\n`);
 })().catch((e) => C.die(e.message.split('\n')[0]));

@@ -43,7 +43,7 @@ async function main() {
   const bi = process.argv.indexOf('--optimizer-backend');
   const backend = bi >= 0 ? process.argv[bi + 1] : undefined;
 
-  C.printMachine();
+  const machineAtStart = C.printMachine();
   const modelFile = C.benchModel('train');
   const dir = path.join(C.OUT, 'artifacts-train');
   const t0 = C.now();
@@ -93,8 +93,24 @@ async function main() {
   console.log(`    of which runTrainStep ${part('train')} ms, runOptimizerStep ${part('optimizer')} ms, lazyResetGrad ${part('reset')} ms (medians)`);
   console.log(`  ratio ${ratio.toFixed(2)}x  (target <= ${TARGET_RATIO}x: ${ratio <= TARGET_RATIO ? 'met' : `missed by ${(ratio - TARGET_RATIO).toFixed(2)}x`})`);
   console.log(`  peak RSS ${C.mib(peak)}  (RSS: ${C.mib(rss0)} before sessions, +${C.mib(rssFwd - rss0)} inference session, +${C.mib(rssTrain - rssFwd)} TrainingSession before the first step)`);
+  const m = C.machine();
+  C.writeResults('bench-train', [
+    '## Training step (`npm run bench`, issue 3 §4)',
+    '',
+    `Machine: ${C.machineLine(machineAtStart)}.`,
+    '',
+    `BERT-like tagger (d=256, 4 layers, 4 heads, FFN 1024, vocab 8000, heads pos/ner), ${(modelBytes / 1e6).toFixed(1)} MB, ${nParams.toLocaleString('en')} trainable parameters; AdamW, batch ${BATCH} x ${TOKENS}, optimizer backend ${backend ?? 'default'}, ${RUNS} interleaved runs after ${WARMUP} warm-up, same session options for both:`,
+    '',
+    '| | median | min |',
+    '|---|---|---|',
+    `| inference forward (the exported model) | ${f.toFixed(1)} ms | ${Math.min(...times.forward).toFixed(1)} ms |`,
+    `| training step (runTrainStep + runOptimizerStep + lazyResetGrad) | ${s.toFixed(1)} ms | ${Math.min(...times['training step']).toFixed(1)} ms |`,
+    `| of which runTrainStep / runOptimizerStep | ${part('train')} / ${part('optimizer')} ms | |`,
+    '',
+    `Ratio of medians **${ratio.toFixed(2)}x** (target <= ${TARGET_RATIO}x: ${ratio <= TARGET_RATIO ? 'met' : `missed by ${(ratio - TARGET_RATIO).toFixed(2)}x`}). Peak RSS **${C.mib(peak)}** (the process holds the inference session too).`,
+  ].join('\n'));
   fs.writeFileSync(path.join(C.OUT, 'bench-train.json'), `${JSON.stringify({
-    machine: C.machine(), batch: BATCH, tokens: TOKENS, runs: RUNS, backend: backend ?? 'default',
+    machine: m, batch: BATCH, tokens: TOKENS, runs: RUNS, backend: backend ?? 'default',
     forwardMs: f, stepMs: s, ratio, peakRssBytes: peak, modelBytes, trainableParameters: nParams,
   }, null, 1)}\n`);
 }

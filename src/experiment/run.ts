@@ -220,8 +220,10 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
   const tAmn = await runFresh('amnesic', amnesicModel);
   timings.trainability = seconds(t0);
 
-  // The run folders' artifacts can be regenerated; keep the trained models and metrics only.
-  for (const d of ['amnesic', 'trainability-original', 'trainability-amnesic']) fs.rmSync(path.join(outDir, 'runs', d, 'artifacts'), { recursive: true, force: true });
+  // Artifacts and checkpoints are large and can be regenerated; keep the trained models and metrics only.
+  for (const d of ['amnesic', 'trainability-original', 'trainability-amnesic']) {
+    for (const f of ['artifacts', 'checkpoint']) fs.rmSync(path.join(outDir, 'runs', d, f), { recursive: true, force: true });
+  }
 
   const pb = baseline.probes[adv.name];
   const pa = after.probes[adv.name];

@@ -17,6 +17,7 @@ import { analyzeHeads, grlHeadAttr, isGrlNode, resolveHead } from '../patch/head
 import { Emitter } from './emit';
 import { LossKind, LossTensors, buildLoss } from './losses';
 import { differentiablePath, differentiate } from './backward';
+import { LAYER_NORM_OPSET, FuseSource, fuseLayerNorms } from './fuse';
 import { NamePattern, selectTrainable } from './select';
 import type { Dim } from './types';
 
@@ -32,6 +33,8 @@ export interface TrainingGraphOptions {
   trainable?: NamePattern[];
   /** Also output each loss head's logits (training graph; the eval graph always does). */
   includeLogits?: boolean;
+  /** Fold decomposed LayerNorms into LayerNormalization-17 nodes (default true; see fuse.ts). */
+  fuseLayerNorm?: boolean;
 }
 
 export interface TrainingGraph {
@@ -53,6 +56,25 @@ const MIN_IR = 8;
 function valueInfo(name: string, elemType: number, dims: Dim[] | undefined): ValueInfoProto {
   const shape = dims ? { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : typeof d === 'string' ? { dim_param: d } : {})) } : undefined;
   return { name, type: { tensor_type: { elem_type: elemType, shape } } };
+}
+
+/** What the LayerNorm fusion reads of the source graph; new names avoid every existing one. */
+function fuseSource(src: GraphProto, shapes: ReturnType<typeof inferShapes>, taken: Set<string>): FuseSource {
+  const inits = new Map((src.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const producers = new Map<string, NodeProto>();
+  for (const n of src.node ?? []) for (const o of n.output ?? []) if (o) producers.set(o, n);
+  const used = new Set<string>([...taken, ...usedNames(src.node ?? []), ...(src.node ?? []).map((n) => n.name ?? '')]);
+  return {
+    initializer: (n) => inits.get(n),
+    producer: (n) => producers.get(n),
+    shape: (n) => shapes.shape(n),
+    uniqueName: (base) => {
+      let name = base;
+      for (let k = 1; used.has(name); k++) name = `${base}_${k}`;
+      used.add(name);
+      return name;
+    },
+  };
 }
 
 /** Keep only the nodes the outputs depend on (ORT would prune them anyway, with warnings). */
@@ -85,7 +107,7 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   const modelOpset = opsetVersion(model.proto);
   if (modelOpset === undefined) throw new GrlError(`${where}: the model imports no default ONNX opset`, { file: where });
   if (modelOpset < MIN_MODEL_OPSET) throw new GrlError(`${where}: opset ${modelOpset} is too old for gradient graphs (need ${MIN_MODEL_OPSET} or newer); re-export the model with a newer opset`, { file: where });
-  const opset = Math.max(modelOpset, MIN_TRAINING_OPSET);
+  let opset = Math.max(modelOpset, MIN_TRAINING_OPSET);
   if (!opts.losses.length) throw new GrlError(`${where}: no loss given; name at least one head`, { file: where });
 
   const initNames = new Set((src.initializer ?? []).map((t) => t.name ?? ''));
@@ -133,8 +155,13 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
     return copy;
   });
 
-  // The working graph: forward nodes, then the loss nodes, with every input the training graph has.
+  // The LayerNorm decompositions of pre-17 exports become LayerNormalization nodes (fuse.ts).
   const preShapes = inferShapes(src);
+  const fusion = opts.fuseLayerNorm === false ? { nodes: forward, fused: 0 } : fuseLayerNorms(forward, graphOutputs, fuseSource(src, preShapes, taken));
+  const fwdNodes = fusion.nodes;
+  if (fusion.fused) opset = Math.max(opset, LAYER_NORM_OPSET);
+
+  // The working graph: forward nodes, then the loss nodes, with every input the training graph has.
   const heads: TrainingGraph['heads'] = [];
   const labelVI: ValueInfoProto[] = [];
   for (const h of resolved) {
@@ -147,7 +174,7 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   const lambdaVI = lambdas.map((l) => valueInfo(l.input, DataType.FLOAT, []));
   const work: GraphProto = {
     name: src.name,
-    node: [...forward],
+    node: [...fwdNodes],
     initializer: [...(src.initializer ?? [])],
     input: [...modelInputVI, ...labelVI, ...lambdaVI],
     output: [],
@@ -193,7 +220,7 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   // Final node lists: the GRL becomes an Identity (its reversal lives in the backward nodes).
   const grlSet = new Set(grlCopies.values());
   const asIdentity = (n: NodeProto): NodeProto => (grlSet.has(n) ? { name: n.name, op_type: 'Identity', input: [n.input?.[0] ?? ''], output: [...(n.output ?? [])], attribute: [] } : n);
-  const fwdFinal = forward.map(asIdentity);
+  const fwdFinal = fwdNodes.map(asIdentity);
   const lossNodes = [...lossEmit.nodes, ...seedNodes];
 
   const params = considered.map((t) => ({ name: t.name ?? '', dims: dimsOf(t), trainable: selection.trainable.has(t.name ?? '') }));

@@ -1,4 +1,6 @@
-// d erf(X) = dY * 2/sqrt(pi) * exp(-X^2).
+// d erf(X) = dY * 2/sqrt(pi) * exp(-X^2), with the constant folded into the
+// exponent, exp(ln(2/sqrt(pi)) - X^2): four passes over X instead of five (every
+// erf-GELU of a BERT FFN runs this on its widest activation).
 import type { RuleEntry } from '../types';
 
 export const Erf: RuleEntry = {
@@ -8,8 +10,9 @@ export const Erf: RuleEntry = {
     if (!dy || !ctx.needsGrad(0)) return [null];
     const { emit } = ctx;
     const x = ctx.input(0);
-    const expNegSq = emit.op('Exp', [emit.op('Neg', [emit.op('Mul', [x, x], undefined, 'x_squared')], undefined, 'neg_x_squared')], undefined, 'exp_neg_x_squared');
-    const deriv = emit.op('Mul', [expNegSq, emit.float(2 / Math.sqrt(Math.PI), 'two_over_sqrt_pi')], undefined, 'derf');
+    const squared = emit.op('Mul', [x, x], undefined, 'x_squared');
+    const exponent = emit.op('Sub', [emit.float(Math.log(2 / Math.sqrt(Math.PI)), 'log_two_over_sqrt_pi'), squared], undefined, 'exponent');
+    const deriv = emit.op('Exp', [exponent], undefined, 'derf');
     return [emit.op('Mul', [dy, deriv], undefined, 'dx')];
   },
 };

@@ -1,5 +1,6 @@
-// The cheaper gradient of Pow with a constant exponent (the decomposed-LayerNorm
-// Pow(x, 2) of every BERT export): finite-difference checks for each special case,
+// Gradients rewritten for speed (scripts/bench-grad.js profiles): Pow with a constant
+// exponent (the decomposed-LayerNorm Pow(x, 2) of every BERT export) and Erf with its
+// constant folded into the exponent. Finite-difference checks for each special case,
 // exact values, and the emitted graph for exponent 2 has no Pow left in it.
 import { gradCheck, gradCheckBoth } from '../helpers/gradcheck';
 import { Emitter } from '../../src/grad/emit';
@@ -37,5 +38,14 @@ describe('Pow with a constant exponent', () => {
     expect(emit.nodes.map((n) => n.op_type)).toEqual(['Mul', 'Mul']);
     expect(emit.nodes[0].input).toEqual(['dy', 'x']);
     expect(grads[0]).toBe(emit.nodes[1].output![0]);
+  });
+});
+
+describe('Erf with the constant folded into the exponent', () => {
+  it('d erf(x)/dx = 2/sqrt(pi) exp(-x^2) at 0, 1 and -2', async () => {
+    const x = [0, 1, -2];
+    const r = await gradCheck({ op: 'Erf', inputs: [{ dims: [3], values: x }] }, 'static');
+    const dx = r.grads.get(0)!;
+    x.forEach((v, k) => expect(dx[k] / r.dys[0][k]).toBeCloseTo((2 / Math.sqrt(Math.PI)) * Math.exp(-v * v), 6));
   });
 });
