@@ -28,3 +28,9 @@ export { train } from './train/trainer';
 export type { TrainerOptions, TrainerHooks, StepRecord, EvalRecord, TrainSummary } from './train/trainer';
 export { loadJsonl, makeBatch } from './data/jsonl';
 export type { DataSpec, Example, Batch } from './data/jsonl';
+
+// Probing and the amnesic experiment
+export { extractFeatures, majorityBaseline, controlTask, trainProbe, runProbe } from './probe';
+export type { Features } from './probe';
+export { runExperiment, defaultConfig } from './experiment';
+export type { ExperimentReport } from './experiment';
