@@ -114,6 +114,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
     };
     process.on('SIGINT', onSigint);
     let bar: import('cli-progress').SingleBar | undefined;
+    let lastMetrics = '';
     const heads = args.head?.map(parseHeadSpec);
     try {
       const summary = await train(
@@ -141,7 +142,8 @@ export const trainCommand: GrlCommand<TrainArgs> = {
             }
             const heads = Object.keys(r.losses).map((h) => `${h} ${fmt(r.losses[h], 3)}/${fmt(r.accuracy[h] * 100, 1)}%`).join(' ');
             const lam = Object.entries(r.lambda).map(([h, v]) => `λ(${h}) ${fmt(v, 3)}`).join(' ');
-            bar?.update(r.step, { metrics: `loss ${fmt(r.loss)} | ${heads} | ${lam} lr ${r.lr.toExponential(2)}` });
+            lastMetrics = `loss ${fmt(r.loss)} | ${heads} | ${lam} lr ${r.lr.toExponential(2)}`;
+            bar?.update(r.step, { metrics: lastMetrics });
           },
           onEval: (e: EvalRecord) => {
             if (json) {
@@ -151,7 +153,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
             const heads = Object.entries(e.heads).map(([h, m]) => `${h} loss ${fmt(m.loss)} acc ${fmt(m.accuracy * 100, 2)}%`).join(', ');
             bar?.stop();
             io.stdout.write(`eval @ step ${e.step}: ${heads}\n`);
-            bar?.start(bar.getTotal(), e.step);
+            if (bar && e.step < bar.getTotal()) bar.start(bar.getTotal(), e.step, { metrics: lastMetrics });
           },
           shouldStop: () => stop,
         },
