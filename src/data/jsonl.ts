@@ -7,6 +7,8 @@ import * as fs from 'fs';
 import { GrlError } from '../onnx/errors';
 
 export const IGNORE_INDEX = -100;
+/** `optionalInputs` fill value meaning "the token's position" (0..len-1), for position_ids. */
+export const POSITION_FILL = -1;
 
 /** What the data must provide, derived from the model and the loss heads. */
 export interface DataSpec {
@@ -39,6 +41,7 @@ function intArray(file: string, line: number, key: string, v: unknown): Int32Arr
   for (let i = 0; i < v.length; i++) {
     const x = v[i];
     if (typeof x !== 'number' || !Number.isInteger(x)) fail(file, line, `'${key}'[${i}] is ${JSON.stringify(x)}, not an integer`);
+    if (x < -2147483648 || x > 2147483647) fail(file, line, `'${key}'[${i}] = ${x} is out of range`);
     out[i] = x;
   }
   return out;
@@ -142,7 +145,7 @@ export function makeBatch(examples: Example[], spec: DataSpec): Batch {
     const fill = spec.optionalInputs?.[name] ?? 0;
     examples.forEach((e, b) => {
       const src = e.inputs[name];
-      for (let t = 0; t < e.length; t++) arr[b * seqLen + t] = BigInt(src ? src[t] : fill);
+      for (let t = 0; t < e.length; t++) arr[b * seqLen + t] = BigInt(src ? src[t] : fill === POSITION_FILL ? t : fill);
     });
     inputs[name] = arr;
   }

@@ -3,7 +3,8 @@
 // unpatched graph, and re-initialising one head's exclusive parameters for the
 // trainability runs.
 import * as ort from 'onnxruntime-node';
-import { Model, serializeModel } from '../onnx/io';
+import { createOrtSession } from '../onnx/ort';
+import { Model } from '../onnx/io';
 import { GrlError } from '../onnx/errors';
 import { DataType, NodeProto, TensorProto } from '../onnx/proto';
 import { dimsOf, float32Tensor, numElements } from '../onnx/tensor';
@@ -38,7 +39,7 @@ export function taggerSpec(model: Model, heads: HeadInfo[]): DataSpec {
 /** A head's own predictions (argmax of its logits) scored against the data's labels. */
 export async function headScores(model: Model, examples: Example[], spec: DataSpec, head: HeadInfo, majorityLabel: number, threads?: number): Promise<ProbeScores> {
   const { numClasses: C, tokenLevel } = headShape(model, head);
-  const session = await ort.InferenceSession.create(serializeModel(modelWithOutput(model, head.output)), threads ? { intraOpNumThreads: threads } : {});
+  const session = await createOrtSession({ ...model, proto: modelWithOutput(model, head.output) }, threads ? { intraOpNumThreads: threads } : {});
   const gold: number[] = [];
   const pred: number[] = [];
   const labelSpec: DataSpec = { ...spec, labels: spec.labels.filter((l) => l.key === head.name) };

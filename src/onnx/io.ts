@@ -264,7 +264,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
 }
 
 /** Same path, or another name (symlink, hard link) for the same file. */
-function sameFile(a: string, b: string): boolean {
+export function sameFile(a: string, b: string): boolean {
   if (path.resolve(a) === path.resolve(b)) return true;
   try {
     const sa = fs.statSync(a);

@@ -499,6 +499,8 @@ function slicedDim(d: Dim, start: Dim, end: Dim, step: number): Dim {
   if (typeof end === 'string' && prefix) return d >= 1 ? `min(${end},${d})` : 0; // x[:s] of a fixed buffer
   if (typeof start !== 'number' || typeof end !== 'number') return null;
   const clampIdx = (x: number, lo: number, hi: number) => Math.min(Math.max(x < 0 ? x + d : x, lo), hi);
-  const [lo, hi] = step > 0 ? [0, d] : [-1, d - 1];
-  return Math.max(0, Math.ceil((clampIdx(end, lo, hi) - clampIdx(start, lo, hi)) / step));
+  // ONNX Slice: for step > 0 both clamp to [0, d]; for step < 0 start clamps to [0, d-1], end to [-1, d-1].
+  const s0 = step > 0 ? clampIdx(start, 0, d) : clampIdx(start, 0, d - 1);
+  const e0 = step > 0 ? clampIdx(end, 0, d) : clampIdx(end, -1, d - 1);
+  return Math.max(0, Math.ceil((e0 - s0) / step));
 }

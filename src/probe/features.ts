@@ -2,7 +2,8 @@
 // encodings at one tensor (by default the splice point of a head), one row per
 // labelled token (or per sequence for a sequence head).
 import * as ort from 'onnxruntime-node';
-import { Model, serializeModel } from '../onnx/io';
+import { Model } from '../onnx/io';
+import { createOrtSession } from '../onnx/ort';
 import { Graph } from '../onnx/graph';
 import { GrlError } from '../onnx/errors';
 import { DataType, ModelProto } from '../onnx/proto';
@@ -38,7 +39,7 @@ export async function extractFeatures(
   spec: DataSpec,
   opts: { tensor: string; label: string; tokenLevel: boolean; batchSize?: number; session?: ort.InferenceSession.SessionOptions },
 ): Promise<Features> {
-  const session = await ort.InferenceSession.create(serializeModel(modelWithOutput(model, opts.tensor)), opts.session ?? {});
+  const session = await createOrtSession({ ...model, proto: modelWithOutput(model, opts.tensor) }, opts.session ?? {});
   const rowsX: Float32Array[] = [];
   const ys: number[] = [];
   const ids: number[] = [];

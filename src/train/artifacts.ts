@@ -93,6 +93,10 @@ export function writeArtifacts(original: Model, tg: TrainingGraph, opts: Omit<Ar
     learningRate: opts.learningRate ?? 1e-3,
     hyperparameters: { ...defaultHyperparameters(optimizer), ...opts.hyperparameters },
   };
+  // saveModel refuses models with fields our schema does not know; find out before writing anything.
+  if (original.unknownFields.length) {
+    throw new GrlError(`${original.source}: refusing to write artifacts: it has fields unknown to grl-onnx's ONNX schema (${original.unknownFields.slice(0, 3).join(', ')})`, { file: original.source });
+  }
   try {
     fs.mkdirSync(outDir, { recursive: true });
   } catch (e) {

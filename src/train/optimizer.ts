@@ -210,6 +210,8 @@ export function fusedOptimizerStep(kind: OptimizerKind, s: FlatOptimizerState): 
   // The global norm is needed for the report anyway; without clipping it is summed in a
   // separate tight pass so the update loop has no per-element branch.
   if (!(h.maxGradNorm > 0)) for (let i = 0; i < n; i++) sumSq += g[i] * g[i];
+  // Non-finite gradients would poison parameters and moments for good: leave them untouched.
+  if (!Number.isFinite(sumSq)) return Math.sqrt(sumSq);
   if (kind === 'adamw') {
     const [m, v] = s.states;
     const decay = 1 - lr * h.weightDecay;

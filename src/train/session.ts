@@ -289,14 +289,21 @@ export class TrainingSession {
   }
 
   /** One optimizer update from the accumulated gradients, in place. */
-  async runOptimizerStep(): Promise<void> {
+  /**
+   * One optimizer update. Returns false when the gradients were not finite: the JS update
+   * then leaves parameters and moments untouched (the ONNX optimizer model cannot, and has
+   * already applied it) and the step is not counted.
+   */
+  async runOptimizerStep(): Promise<boolean> {
     const kind = this.optimizerKind;
     if (!kind) throw new GrlError('this TrainingSession has no optimizer (no optimizer model, and the checkpoint names none)');
     const lr = this.getLearningRate();
     const step = this.stepCount + 1;
     if (this.optimizer) this.lastGradNorm = await this.runOnnxOptimizer(kind, lr, step);
     else this.lastGradNorm = fusedOptimizerStep(kind, { params: this.params, gradients: this.grads, states: this.states, learningRate: lr, step, hyper: this.hyper });
+    if (!Number.isFinite(this.lastGradNorm)) return false;
     this.stepCount = step;
+    return true;
   }
 
   private async runOnnxOptimizer(kind: OptimizerKind, lr: number, step: number): Promise<number> {

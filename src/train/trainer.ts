@@ -17,8 +17,8 @@ import { writeArtifacts, ARTIFACT_FILES, readArtifactsMetadata } from './artifac
 import { TrainingSession } from './session';
 import { OptimizerKind } from './optimizer';
 import { parseLambdaSchedule, parseLrSchedule } from './schedules';
-import { BatchOrder, DataSpec, Example, loadJsonl, makeBatch, Batch } from '../data/jsonl';
-import { writeFileAtomic } from '../onnx/io';
+import { BatchOrder, DataSpec, Example, loadJsonl, makeBatch, Batch, POSITION_FILL } from '../data/jsonl';
+import { writeFileAtomic, sameFile } from '../onnx/io';
 
 export interface TrainerOptions {
   /** Model path or loaded model. Ignored when resuming (the run folder has the artifacts). */
@@ -115,7 +115,8 @@ export function dataSpecFor(tg: Pick<TrainingGraph, 'modelInputs' | 'heads'>, li
   const optional: Record<string, number> = {};
   for (const name of tg.modelInputs) {
     if (name === 'attention_mask') optional[name] = 1;
-    else if (name === 'token_type_ids' || name === 'position_ids') optional[name] = 0;
+    else if (name === 'token_type_ids') optional[name] = 0;
+    else if (name === 'position_ids') optional[name] = POSITION_FILL;
   }
   return {
     inputs: tg.modelInputs,
@@ -162,6 +163,26 @@ export async function evaluate(session: TrainingSession, examples: Example[], sp
   return { loss, heads };
 }
 
+/**
+ * The lines of metrics.jsonl that belong to steps up to `step` (step lines and eval lines),
+ * for a resumed run. A torn last line (killed mid-write) is dropped, not an error.
+ */
+export function metricsUpTo(text: string, step: number): string {
+  const kept: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let rec: { step?: number; eval?: { step?: number } };
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const at = rec.step ?? rec.eval?.step;
+    if (at !== undefined && at <= step) kept.push(`${line}\n`);
+  }
+  return kept.join('');
+}
+
 function median(xs: number[]): number {
   if (!xs.length) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -173,6 +194,9 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
   const out = opts.resume ?? opts.out;
   const at = (f: string) => path.join(out, f);
   const artifactsDir = at(RUN_FILES.artifacts);
+  if (typeof opts.model === 'string' && sameFile(opts.model, at(RUN_FILES.model))) {
+    throw new GrlError(`${opts.model}: the run would overwrite its input model with ${RUN_FILES.model}; give another --out`, { file: opts.model });
+  }
   fs.mkdirSync(out, { recursive: true });
 
   let tg: Pick<TrainingGraph, 'modelInputs' | 'heads' | 'outputs' | 'lambdas' | 'params'>;
@@ -233,9 +257,7 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
 
     // metrics.jsonl keeps the lines up to the step we resume from.
     const metricsFile = at(RUN_FILES.metrics);
-    const kept = opts.resume && fs.existsSync(metricsFile)
-      ? fs.readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= startStep).map((l) => `${l}\n`).join('')
-      : '';
+    const kept = opts.resume && fs.existsSync(metricsFile) ? metricsUpTo(fs.readFileSync(metricsFile, 'utf8'), startStep) : '';
     writeFileAtomic(metricsFile, kept);
     const metrics = fs.openSync(metricsFile, 'a');
 
@@ -258,7 +280,6 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
           break;
         }
         const t0 = performance.now();
-        const lambda = session.getLambdas();
         const sums: Record<string, { loss: number; correct: number; count: number }> = {};
         for (const h of tg.heads) sums[h.head] = { loss: 0, correct: 0, count: 0 };
         let total = 0;
@@ -273,19 +294,24 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
             sums[h.head].count += scalar(res[tg.outputs.count[h.head]]);
           }
         }
-        const lambdaNow = { ...lambda, ...session.getLambdas() };
+        const lambdaNow = session.getLambdas();
         const lr = session.getLearningRate();
         const bad = !Number.isFinite(total) ? tg.heads.find((h) => !Number.isFinite(sums[h.head].loss)) : undefined;
-        let skipped = false;
-        if (!Number.isFinite(total)) {
+        const nonFinite = async (what: string, detail: string) => {
           if (!opts.skipNonfinite) {
             await saveCheckpoint();
-            throw new GrlError(`non-finite loss at step ${step + 1}${bad ? ` in head '${bad.head}'` : ''} (loss ${total}); the checkpoint before this step is in ${at(RUN_FILES.checkpoint)}; use --skip-nonfinite to skip such batches`);
+            throw new GrlError(`non-finite ${what} at step ${step + 1}${detail}; the checkpoint before this step is in ${at(RUN_FILES.checkpoint)}; use --skip-nonfinite to skip such batches`);
           }
-          skipped = true;
+          session.skipOptimizerStep();
+          return true;
+        };
+        let skipped = false;
+        if (!Number.isFinite(total)) {
+          skipped = await nonFinite('loss', `${bad ? ` in head '${bad.head}'` : ''} (loss ${total})`);
         } else {
           session.scaleGradients(1 / accum);
-          await session.runOptimizerStep();
+          const applied = await session.runOptimizerStep();
+          if (applied === false) skipped = await nonFinite('gradient', ` (global norm ${session.lastGradientNorm}) under a finite loss`);
         }
         const stepMs = performance.now() - t0;
         stepTimes.push(stepMs);

@@ -238,3 +238,15 @@ describe('fused JS update (the session\'s default backend)', () => {
     expect(Array.from(s.params)).toEqual(ref.params.map((p, i) => Math.fround(Math.fround(p) - Math.fround(ref.grads[0][i]))));
   });
 });
+
+describe('fusedOptimizerStep with non-finite gradients', () => {
+  it.each(['adamw', 'sgd'] as const)('%s leaves parameters and moments untouched and reports the non-finite norm', (kind) => {
+    const { fusedOptimizerStep: step, defaultHyperparameters: hyper } = require('../../src/train/optimizer');
+    const params = Float32Array.of(1, 2, 3);
+    const states = kind === 'adamw' ? [Float32Array.of(0.1, 0.2, 0.3), Float32Array.of(0.01, 0.02, 0.03)] : [Float32Array.of(0.5, 0.5, 0.5)];
+    const before = [params, ...states].map((a) => Array.from(a));
+    const norm = step(kind, { params, gradients: Float32Array.of(0.1, NaN, 0.2), states, learningRate: 0.1, step: 1, hyper: { ...hyper(kind), momentum: 0.9 } });
+    expect(Number.isNaN(norm)).toBe(true);
+    expect([params, ...states].map((a) => Array.from(a))).toEqual(before);
+  });
+});

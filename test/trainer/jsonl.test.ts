@@ -1,4 +1,5 @@
-import { BatchOrder, DataSpec, makeBatch, parseJsonl } from '../../src/data/jsonl';
+import { BatchOrder, DataSpec, makeBatch, parseJsonl, POSITION_FILL } from '../../src/data/jsonl';
+import { metricsUpTo } from '../../src/train/trainer';
 
 const spec: DataSpec = {
   inputs: ['input_ids', 'attention_mask'],
@@ -44,5 +45,25 @@ describe('JSONL data', () => {
     expect(new BatchOrder(10, 4, true, 7).batch(4)).toEqual(o.batch(4));
     expect(o.batch(3)).not.toEqual(o.batch(0));
     expect(new BatchOrder(5, 2, false, 1).batch(1)).toEqual([2, 3]);
+  });
+});
+
+describe('JSONL data, more', () => {
+  it('fills a missing position_ids input with the token positions', () => {
+    const s: DataSpec = { inputs: ['input_ids', 'position_ids'], optionalInputs: { position_ids: POSITION_FILL }, labels: [] };
+    const b = makeBatch(parseJsonl('{"input_ids":[5,6,7]}\n{"input_ids":[8]}\n', 'p.jsonl', s), s);
+    expect(Array.from(b.inputs.position_ids, Number)).toEqual([0, 1, 2, 0, 0, 0]);
+  });
+  it('rejects ids that do not fit in 32 bits instead of wrapping them', () => {
+    const s: DataSpec = { inputs: ['input_ids'], labels: [] };
+    expect(() => parseJsonl('{"input_ids":[1,4294967297]}', 'big.jsonl', s)).toThrow(/^big\.jsonl:1: 'input_ids'\[1\] = 4294967297 is out of range/);
+  });
+});
+
+describe('metrics.jsonl on resume', () => {
+  it('keeps step and eval lines up to the resumed step and drops a torn last line', () => {
+    const text = ['{"step":1,"loss":2}', '{"step":2,"loss":1}', '{"eval":{"step":2,"loss":1.5}}', '{"step":3,"loss":0.5}', '{"eval":{"step":4', ''].join('\n');
+    expect(metricsUpTo(text, 2)).toBe('{"step":1,"loss":2}\n{"step":2,"loss":1}\n{"eval":{"step":2,"loss":1.5}}\n');
+    expect(metricsUpTo(text, 0)).toBe('');
   });
 });

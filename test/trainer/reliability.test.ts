@@ -105,3 +105,15 @@ describe('reliability', () => {
     expect(optInputs).toEqual(expect.arrayContaining(['learning_rate', 'params', 'gradients', 'momentum_buffer']));
   });
 });
+
+describe('models the gradient builder refuses up front', () => {
+  it('a float16 model gets one line naming the initializer and its type', () => {
+    const { buildTrainingGraph } = require('../../src/grad/training');
+    const m = loadModel(modelPath('tagger-opset17'));
+    const inits = m.proto.graph!.initializer!;
+    const t = inits.find((x) => (x.dims?.length ?? 0) === 2)!;
+    const half = { ...t, data_type: 10, raw_data: new Uint8Array((t.raw_data as Uint8Array).length / 2) };
+    const model = { ...m, proto: { ...m.proto, graph: { ...m.proto.graph, initializer: inits.map((x) => (x === t ? half : x)) } } };
+    expect(() => buildTrainingGraph(model, { losses: [{ head: 'pos' }] })).toThrow(new RegExp(`initializer '${t.name!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' is FLOAT16; grl-onnx builds gradient graphs for float32 models only`));
+  });
+});

@@ -112,6 +112,36 @@ describe('trainer', () => {
     expect(lines.filter((l) => 'step' in l).map((l) => l.step)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
+  it('after a crash past the last --checkpoint-every save, --resume redoes the lost steps and ends with the same weights', async () => {
+    const dir = tmp();
+    const data = path.join(dir, 'd.jsonl');
+    fs.writeFileSync(data, syntheticJsonl(10, 1));
+    const opts = (out: string): TrainerOptions => ({ ...base(out, data), eval: data, evalEvery: 2, checkpointEvery: 2 });
+    await train(opts(path.join(dir, 'straight')));
+    let n = 0;
+    // A crash (think kill -9) right after step 3: the newest checkpoint is the one from step 2.
+    await expect(train(opts(path.join(dir, 'crash')), { onStep: () => { if (++n === 3) throw new Error('simulated crash'); } })).rejects.toThrow('simulated crash');
+    const resumed = await train({ ...opts(path.join(dir, 'crash')), resume: path.join(dir, 'crash') });
+    expect(resumed.startStep).toBe(2);
+    const a = weights(path.join(dir, 'straight', 'model.onnx'));
+    const b = weights(path.join(dir, 'crash', 'model.onnx'));
+    for (const [k, v] of a) expect(Buffer.from(b.get(k)!.buffer).equals(Buffer.from(v.buffer))).toBe(true);
+    const lines = (d: string) => fs.readFileSync(path.join(dir, d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const shape = (ls: { step?: number; eval?: { step: number; loss: number } }[]) => ls.map((l) => (l.eval ? `eval${l.eval.step}:${l.eval.loss}` : `step${l.step}`));
+    expect(shape(lines('crash'))).toEqual(shape(lines('straight')));
+  });
+
+  it('refuses a run whose model.onnx would overwrite its input model', async () => {
+    const dir = tmp();
+    const data = path.join(dir, 'd.jsonl');
+    fs.writeFileSync(data, syntheticJsonl(4, 1));
+    fs.mkdirSync(path.join(dir, 'run'));
+    fs.copyFileSync(model, path.join(dir, 'run', 'model.onnx'));
+    const before = fs.readFileSync(path.join(dir, 'run', 'model.onnx'));
+    await expect(train({ ...base(path.join(dir, 'run'), data), model: path.join(dir, 'run', 'model.onnx') })).rejects.toThrow(/would overwrite its input model/);
+    expect(fs.readFileSync(path.join(dir, 'run', 'model.onnx')).equals(before)).toBe(true);
+  });
+
   it('accumulating 2 micro-batches equals one batch of twice the size (equal label counts)', async () => {
     const dir = tmp();
     const data = path.join(dir, 'd.jsonl');
