@@ -1,10 +1,9 @@
 // CLI entry point: builds the yargs parser from the command modules and turns
 // errors into one line on stderr plus an exit code. `main` is what
 // bin/grl-onnx.js calls; `runCli`/`buildCli` let tests run the CLI in-process.
-import * as fs from 'fs';
-import * as path from 'path';
 import yargs, { Argv } from 'yargs';
 import { GrlError } from '../onnx/errors';
+import { packageVersion } from '../version';
 import { COMMANDS } from './commands';
 import { CliIO, STDIO_ARG } from './command';
 
@@ -15,14 +14,6 @@ export class UsageError extends GrlError {
   constructor(message: string) {
     super(message, { exitCode: 2 });
     this.name = 'UsageError';
-  }
-}
-
-function packageVersion(): string {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
-  } catch {
-    return 'unknown';
   }
 }
 

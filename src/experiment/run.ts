@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Model, loadModel } from '../onnx/io';
 import { GrlError } from '../onnx/errors';
+import { packageVersion } from '../version';
 import { analyzeHeads, resolveHead } from '../patch/heads';
 import { Example, loadJsonl } from '../data/jsonl';
 import { train, StepRecord, EvalRecord } from '../train/trainer';
@@ -83,14 +84,6 @@ export interface Findings {
 
 const first = <T>(xs: T[], n: number): T[] => (n > 0 ? xs.slice(0, n) : xs);
 const seconds = (t0: number) => Math.round((performance.now() - t0) / 10) / 100;
-
-function version(): string {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 function majorityLabel(examples: Example[], key: string, numClasses: number): number {
   const ys: number[] = [];
@@ -243,7 +236,7 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
   };
   timings.total = seconds(tAll);
   return {
-    tool: { name: 'grl-onnx', version: version() },
+    tool: { name: 'grl-onnx', version: packageVersion() },
     config: { ...cfg, model: modelPath },
     seeds: cfg.seeds,
     model: { path: modelPath, fallback, probeTensor: probeAt, adversary: adv.name, target: tgt.name, classes: { [adv.name]: shapes[adv.name].numClasses, [tgt.name]: shapes[tgt.name].numClasses } },

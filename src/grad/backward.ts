@@ -11,6 +11,7 @@ import { ShapeInference, inferShapes } from '../onnx/shapes';
 import { Emitter } from './emit';
 import { makeRuleContext } from './context';
 import { findRule } from './rules';
+import { NON_DIFFERENTIABLE_OPS } from './rules/nonDifferentiable';
 import { RuleEntry, UnsupportedOpError } from './types';
 
 export interface DifferentiateOptions {
@@ -31,13 +32,6 @@ export interface Differentiated {
   grads: Map<string, string>;
 }
 
-/** Ops whose outputs never carry a gradient, whatever their element type. */
-const NON_DIFFERENTIABLE_OPS = new Set([
-  'Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin', 'Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual',
-  'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf', 'Range', 'ConstantOfShape', 'EyeLike', 'OneHot',
-  'RandomNormal', 'RandomNormalLike', 'RandomUniform', 'RandomUniformLike', 'Bernoulli', 'Multinomial',
-]);
-
 const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.BFLOAT16]);
 
 /** Unknown element types count as float: better to ask for a rule than to drop a gradient. */
@@ -49,8 +43,31 @@ function ruleOf(node: NodeProto): RuleEntry | undefined {
   return findRule(node.op_type ?? '', node.domain ?? '');
 }
 
-function blocked(node: NodeProto, entry: RuleEntry | undefined, i: number): boolean {
-  return !!entry?.nonDifferentiable?.includes(i);
+// Which edges carry gradient. The gradient builder, inspect and head detection
+// (src/patch/diffpaths.ts) all decide it here, so they agree on every path.
+
+/** Whether `node`'s outputs can carry a gradient at all (their element types aside). */
+export function hasDifferentiableOutputs(node: NodeProto): boolean {
+  const defaultDomain = !node.domain || node.domain === 'ai.onnx';
+  return !(defaultDomain && NON_DIFFERENTIABLE_OPS.has(node.op_type ?? ''));
+}
+
+/** Whether input `i` of `node` can carry a gradient: its rule does not declare it a shape, index, axis or condition. */
+export function isDifferentiableInput(node: NodeProto, i: number): boolean {
+  return !ruleOf(node)?.nonDifferentiable?.includes(i);
+}
+
+/**
+ * A trainable-looking tensor: a float initializer of rank >= 1. Rank-0 initializers are
+ * constants (eps, 1/sqrt(d), Pow's 2, the 1.0 of `(1 - mask) * -1e4`), as exporters store them.
+ */
+export function isParameter(t: TensorProto): boolean {
+  return FLOAT_TYPES.has(t.data_type ?? 0) && (t.dims?.length ?? 0) >= 1;
+}
+
+/** The graph's parameters (see isParameter), in initializer order. */
+export function parameterNames(graph: Graph): string[] {
+  return graph.initializers.filter(isParameter).map((t) => t.name ?? '');
 }
 
 /** The nodes in topological order (the stored order when it already is one, which ONNX requires). */
@@ -99,9 +116,8 @@ export function differentiablePath(graph: Graph, wrt: Iterable<string>, seeds: I
   const order = topoOrder(graph);
   const downstream = new Set<string>(wrt);
   for (const node of order) {
-    if (!node.domain && NON_DIFFERENTIABLE_OPS.has(node.op_type ?? '')) continue;
-    const entry = ruleOf(node);
-    const active = (node.input ?? []).some((x, i) => x && downstream.has(x) && !blocked(node, entry, i));
+    if (!hasDifferentiableOutputs(node)) continue;
+    const active = (node.input ?? []).some((x, i) => x && downstream.has(x) && isDifferentiableInput(node, i));
     if (!active) continue;
     for (const o of node.output ?? []) if (o && floatish(shapes.dtype(o))) downstream.add(o);
   }
@@ -112,9 +128,8 @@ export function differentiablePath(graph: Graph, wrt: Iterable<string>, seeds: I
     const node = order[k];
     if (!(node.output ?? []).some((o) => o && onPath.has(o))) continue;
     nodes.push(node);
-    const entry = ruleOf(node);
     (node.input ?? []).forEach((x, i) => {
-      if (x && downstream.has(x) && !blocked(node, entry, i)) onPath.add(x);
+      if (x && downstream.has(x) && isDifferentiableInput(node, i)) onPath.add(x);
     });
   }
   return { downstream, onPath, nodes };
@@ -122,11 +137,11 @@ export function differentiablePath(graph: Graph, wrt: Iterable<string>, seeds: I
 
 /**
  * Ops on a differentiable path that have no gradient rule (for `grl-onnx inspect`):
- * by default from every float initializer to every graph output.
+ * by default from every parameter (see isParameter) to every graph output.
  */
 export function missingRules(graph: Graph, opts: { wrt?: string[]; targets?: string[]; opset?: number } = {}): { op: string; domain: string; nodes: string[] }[] {
   const shapes = inferShapes(graph.proto);
-  const wrt = opts.wrt ?? graph.initializers.filter((t) => FLOAT_TYPES.has(t.data_type ?? 0)).map((t) => t.name ?? '');
+  const wrt = opts.wrt ?? parameterNames(graph);
   const targets = opts.targets ?? graph.graphOutputs.map((o) => o.name ?? '');
   const path = differentiablePath(graph, wrt, targets, shapes);
   const missing = new Map<string, { op: string; domain: string; nodes: string[] }>();
@@ -200,7 +215,7 @@ export function differentiate(graph: Graph, opts: DifferentiateOptions): Differe
       throw new GrlError(`gradient rule for ${node.op_type} needs opset ${entry.minOpset} or newer (node '${nodeLabel(node)}', opset ${opts.opset})`);
     }
     const inputs = node.input ?? [];
-    const needsGrad = (i: number) => !!inputs[i] && path.onPath.has(inputs[i]) && !blocked(node, entry, i);
+    const needsGrad = (i: number) => !!inputs[i] && path.onPath.has(inputs[i]) && isDifferentiableInput(node, i);
     emit.prefix = `${nodeLabel(node)}/grad`;
     const ctx = makeRuleContext({ node, opset: opts.opset, gradOutputs, needsGrad, emit, constants: graph, shape: shapeOf });
     const grads = entry.rule(ctx);

@@ -46,7 +46,7 @@ export function dimsAfter(ctx: RuleContext, x: string, axis: number): string {
 }
 
 /** x's rank as a 1-element vector. */
-export function rankOf(ctx: RuleContext, x: string): string {
+export function rankTensor(ctx: RuleContext, x: string): string {
   const s = ctx.shape(x);
   if (s) return ctx.emit.int64s([s.length], 'rank');
   return ctx.emit.op('Shape', [ctx.emit.shape(x)], undefined, 'rank');

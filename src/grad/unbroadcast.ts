@@ -24,13 +24,10 @@ export function unbroadcast(emit: Emitter, grad: string, target: string): string
     }
     if (exact) {
       if (axes.length === 0) return grad;
-      const keepLead = axes.filter((a) => a >= lead);
       // Sum leading axes away (keepdims=0 would also drop the size-1 axes, so reshape after).
       const summed = emit.reduceSum(grad, axes, true, 'unbroadcast');
       if (lead === 0) return summed;
-      if (keepLead.length === axes.length - lead && ts.every((d) => typeof d === 'number')) {
-        return emit.reshape(summed, emit.int64s(ts as number[], 'shape'), 'unbroadcast');
-      }
+      if (ts.every((d) => typeof d === 'number')) return emit.reshape(summed, emit.int64s(ts as number[], 'shape'), 'unbroadcast');
       return emit.reshape(summed, emit.shape(target), 'unbroadcast');
     }
   }

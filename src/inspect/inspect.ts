@@ -4,11 +4,10 @@
 // The report is plain data; src/cli/commands/inspect.ts renders it.
 import type { Model } from '../onnx/io';
 import { TypeProto, ValueInfoProto, toNumber } from '../onnx/proto';
-import { Graph, nodeLabel } from '../onnx/graph';
+import { Graph } from '../onnx/graph';
 import { dataTypeName, dimsOf, isExternal, isFloatType, numElements, tensorByteLength } from '../onnx/tensor';
 import { analyzeHeads, grlHeadAttr, grlInfo, isGrlNode } from '../patch/heads';
-import { differentiableTensors, hasDifferentiableOutputs, isDifferentiableInput } from '../patch/diffpaths';
-import { findRule } from '../grad/rules';
+import { missingRules } from '../grad/backward';
 
 export type ShapeDim = number | string | null;
 
@@ -75,7 +74,7 @@ export function inspectModel(model: Model): InspectReport {
 
   let missing: InspectReport['missingGradientRules'];
   try {
-    missing = missingGradientRules(graph, toNumber(p.opset_import?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version));
+    missing = missingRules(graph, { opset: toNumber(p.opset_import?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version) });
   } catch (e) {
     missing = [];
     warnings.push(`could not trace gradient paths: ${(e as Error).message}`);
@@ -161,26 +160,3 @@ function sharedInitializers(graph: Graph): SharedInitializer[] {
   return out;
 }
 
-/** Prefer the gradient builder's own path analysis; fall back to ours if it is unavailable. */
-function missingGradientRules(graph: Graph, opset: number): InspectReport['missingGradientRules'] {
-  let backward: typeof import('../grad/backward') | undefined;
-  try {
-    backward = require('../grad/backward');
-  } catch {
-    backward = undefined;
-  }
-  if (backward?.missingRules) return backward.missingRules(graph, { opset });
-  const diff = differentiableTensors(graph);
-  const live = new Set(graph.graphOutputs.flatMap((o) => [...graph.ancestors(o.name ?? '')]));
-  const missing = new Map<string, { op: string; domain: string; nodes: string[] }>();
-  for (const n of graph.nodes) {
-    if (!live.has(n) || !hasDifferentiableOutputs(n)) continue;
-    if (!(n.input ?? []).some((x, i) => x && diff.has(x) && isDifferentiableInput(n, i))) continue;
-    if (findRule(n.op_type ?? '', n.domain ?? '')) continue;
-    const key = `${n.domain ?? ''}::${n.op_type}`;
-    const m = missing.get(key) ?? { op: n.op_type ?? '', domain: n.domain ?? '', nodes: [] };
-    m.nodes.push(nodeLabel(n));
-    missing.set(key, m);
-  }
-  return [...missing.values()];
-}

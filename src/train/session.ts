@@ -66,7 +66,18 @@ interface SessionSettings {
   optimizer?: OptimizerKind;
   learningRate?: number;
   hyperparameters?: OptimizerHyperparameters;
+  /** Each head's current λ (the scheduled value when a schedule runs). */
   lambdas?: Record<string, number>;
+  /** Each head's λ_max, which a schedule scales: early in a dann run λ itself is near 0. */
+  lambdaMax?: Record<string, number>;
+  /** The registered λ schedule, so a session created from the checkpoint continues it. */
+  lambdaSchedule?: { schedule: LambdaSchedule; totalSteps: number };
+}
+
+/** What a session feeds a graph by itself: the parameter views, and each λ unless the caller feeds it. */
+interface BoundFeeds {
+  lambdas: Feeds;
+  params: Feeds;
 }
 
 interface ParamSlot {
@@ -124,7 +135,11 @@ export class TrainingSession {
   private readonly states: Float32Array[];
   private readonly paramViews: Feeds = {};
   private readonly gradViews: Feeds = {};
-  private scratchViews: Feeds = {};
+  /** runTrainStep's fetches: gradients written into the gradient buffer, or the scratch buffer when accumulating. */
+  private readonly gradFetches: Record<string, ort.Tensor | null>;
+  private scratchFetches: Record<string, ort.Tensor | null> | undefined;
+  private readonly trainBound: BoundFeeds;
+  private readonly evalBound: BoundFeeds | undefined;
   private readonly paramsFlat: ort.Tensor;
   private readonly gradsFlat: ort.Tensor;
   private readonly statesFlat: ort.Tensor[];
@@ -138,6 +153,8 @@ export class TrainingSession {
   private hyper: OptimizerHyperparameters;
   private lrSchedule: LrSchedule | ((step: number, baseLr: number) => number) | undefined;
   private lambdaSchedule: { schedule: LambdaSchedule; totalSteps: number; lambdaMax: Record<string, number> } | undefined;
+  /** The last λ_max known (registered, or restored from the checkpoint); registerLambdaScheduler's default. */
+  private lambdaMax: Record<string, number> | undefined;
   private lastGradNorm = NaN;
   private inferenceModel: Model | undefined;
   /** User properties saved in the checkpoint's property bag (data position, RNG seed, ...). */
@@ -204,6 +221,12 @@ export class TrainingSession {
     this.evalInputNames = evalSession ? evalSession.inputNames.filter(isUser) : [];
     this.evalOutputNames = evalSession ? [...evalSession.outputNames] : [];
     this.validate();
+
+    this.trainBound = this.bindFeeds(train.inputNames);
+    this.evalBound = evalSession && this.bindFeeds(evalSession.inputNames);
+    this.gradFetches = this.trainFetches(this.gradViews);
+    this.lambdaMax = settings.lambdaMax;
+    if (settings.lambdaSchedule) this.registerLambdaScheduler(settings.lambdaSchedule.schedule, settings.lambdaSchedule.totalSteps);
   }
 
   /**
@@ -257,26 +280,39 @@ export class TrainingSession {
 
   // ------------------------------------------------------------ steps
 
-  private paramFeeds(inputNames: readonly string[], user: Feeds): Feeds {
-    const feeds: Feeds = { ...user };
-    for (const s of this.slots) if (inputNames.includes(s.name)) feeds[s.name] = this.paramViews[s.name];
-    for (const { input, tensor } of this.lambdaFeeds.values()) if (!(input in feeds) && inputNames.includes(input)) feeds[input] = tensor;
-    return feeds;
+  /** The parameter views and λ tensors a graph with these inputs reads (the tensors are updated in place). */
+  private bindFeeds(inputNames: readonly string[]): BoundFeeds {
+    const inputs = new Set(inputNames);
+    const bound: BoundFeeds = { lambdas: {}, params: {} };
+    for (const { input, tensor } of this.lambdaFeeds.values()) if (inputs.has(input)) bound.lambdas[input] = tensor;
+    for (const s of this.slots) if (inputs.has(s.name)) bound.params[s.name] = this.paramViews[s.name];
+    return bound;
+  }
+
+  /** The caller's feeds plus the bound ones: a caller's λ wins, the parameters always come from the session. */
+  private static withBound(bound: BoundFeeds, user: Feeds): Feeds {
+    return { ...bound.lambdas, ...user, ...bound.params };
+  }
+
+  private trainFetches(gradTargets: Feeds): Record<string, ort.Tensor | null> {
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const o of this.trainingOutputNames) fetches[o] = null;
+    for (const s of this.slots) fetches[s.grad] = gradTargets[s.name];
+    return fetches;
   }
 
   /** Forward + backward on one batch. Gradients add up until lazyResetGrad(). Returns the non-gradient outputs. */
   async runTrainStep(feeds: Feeds): Promise<Record<string, ort.Tensor>> {
     this.applyLambdaSchedule();
     const accumulate = this.gradsPending;
-    if (accumulate && !this.scratch) {
-      this.scratch = new Float32Array(this.params.length);
-      for (const s of this.slots) this.scratchViews[s.name] = new ort.Tensor('float32', this.scratch.subarray(s.offset, s.offset + s.size), s.dims);
+    if (accumulate && !this.scratchFetches) {
+      const scratch = (this.scratch = new Float32Array(this.params.length));
+      const views: Feeds = {};
+      for (const s of this.slots) views[s.name] = new ort.Tensor('float32', scratch.subarray(s.offset, s.offset + s.size), s.dims);
+      this.scratchFetches = this.trainFetches(views);
     }
-    const targets = accumulate ? this.scratchViews : this.gradViews;
-    const fetches: Record<string, ort.Tensor | null> = {};
-    for (const o of this.trainingOutputNames) fetches[o] = null;
-    for (const s of this.slots) fetches[s.grad] = targets[s.name];
-    const result = await this.train.run(this.paramFeeds(this.train.inputNames, feeds), fetches);
+    const fetches = accumulate ? (this.scratchFetches as Record<string, ort.Tensor | null>) : this.gradFetches;
+    const result = await this.train.run(TrainingSession.withBound(this.trainBound, feeds), fetches);
     if (accumulate) {
       const g = this.grads;
       const add = this.scratch as Float32Array;
@@ -349,8 +385,8 @@ export class TrainingSession {
   }
 
   async runEvalStep(feeds: Feeds): Promise<Record<string, ort.Tensor>> {
-    if (!this.evalSession) throw new GrlError('this TrainingSession has no eval model');
-    const result = await this.evalSession.run(this.paramFeeds(this.evalSession.inputNames, feeds));
+    if (!this.evalSession || !this.evalBound) throw new GrlError('this TrainingSession has no eval model');
+    const result = await this.evalSession.run(TrainingSession.withBound(this.evalBound, feeds));
     return result as Record<string, ort.Tensor>;
   }
 
@@ -444,9 +480,14 @@ export class TrainingSession {
     (l.tensor.data as Float32Array)[0] = value;
   }
 
-  /** Drive every λ from a schedule over `totalSteps` optimizer steps; λ_max is each head's current λ unless given. */
+  /**
+   * Drive every λ from a schedule over `totalSteps` optimizer steps. A head's λ_max is the one
+   * given, else the λ_max saved in the checkpoint the session was created from, else its current λ.
+   * The schedule and λ_max are saved with checkpoints, so a resumed session continues the schedule.
+   */
   registerLambdaScheduler(schedule: LambdaSchedule | undefined, totalSteps = 1, lambdaMax?: Record<string, number>): void {
-    this.lambdaSchedule = schedule && { schedule, totalSteps, lambdaMax: { ...this.getLambdas(), ...lambdaMax } };
+    this.lambdaSchedule = schedule && { schedule, totalSteps, lambdaMax: { ...this.getLambdas(), ...this.lambdaMax, ...lambdaMax } };
+    if (this.lambdaSchedule) this.lambdaMax = this.lambdaSchedule.lambdaMax;
   }
 
   private applyLambdaSchedule(): void {
@@ -461,7 +502,11 @@ export class TrainingSession {
   checkpointState(): CheckpointState {
     const view = (buf: Float32Array, s: ParamSlot) => buf.subarray(s.offset, s.offset + s.size);
     const properties: PropertyBag = { ints: { ...this.properties.ints }, floats: { ...this.properties.floats }, strings: { ...this.properties.strings } };
-    const settings: SessionSettings = { optimizer: this.optimizerKind, learningRate: this.baseLr, hyperparameters: this.hyper, lambdas: this.getLambdas() };
+    const ls = this.lambdaSchedule;
+    const settings: SessionSettings = {
+      optimizer: this.optimizerKind, learningRate: this.baseLr, hyperparameters: this.hyper, lambdas: this.getLambdas(),
+      lambdaMax: this.lambdaMax, lambdaSchedule: ls && { schedule: ls.schedule, totalSteps: ls.totalSteps },
+    };
     properties.strings[SESSION_PROPERTY] = JSON.stringify(settings);
     if (this.optimizerKind) properties.strings['optimizer'] = this.optimizerKind;
     properties.floats['learning_rate'] = this.getLearningRate();

@@ -6,7 +6,7 @@
 // Opsets 1-10 (pads as an attribute) and reflect/edge/wrap modes are refused.
 import { A } from '../../onnx/attrs';
 import { GrlError } from '../../onnx/errors';
-import { asInt64, int64Fill, rankOf, shapeOf, wrapNegative } from '../shapeOps';
+import { asInt64, int64Fill, rankTensor, shapeOf, wrapNegative } from '../shapeOps';
 import type { RuleContext, RuleEntry } from '../types';
 
 function negatedPads(ctx: RuleContext): string {
@@ -16,7 +16,7 @@ function negatedPads(ctx: RuleContext): string {
   if (pads && !axesGiven) return emit.int64s(pads.map((p) => -p), 'pads');
   let full = ctx.input(1);
   if (axesGiven) {
-    const rank = rankOf(ctx, ctx.input(0));
+    const rank = rankTensor(ctx, ctx.input(0));
     const axes = wrapNegative(emit, asInt64(emit, ctx.input(3), 'axes_i64'), rank, 'axes');
     const slots = emit.op('Concat', [axes, emit.op('Add', [axes, rank], undefined, 'end_slots')], { axis: A.int(0) }, 'slots');
     const none = int64Fill(emit, emit.op('Mul', [rank, emit.int64s([2], 'two')], undefined, 'num_pads'), 0, 'no_pads');

@@ -9,7 +9,7 @@
 // Opsets 1-9 (starts/ends as attributes) are refused.
 import { A } from '../../onnx/attrs';
 import { GrlError } from '../../onnx/errors';
-import { asInt64, int64Fill, int64Scalar, rankOf, shapeOf, wrapNegative, zerosOfShape } from '../shapeOps';
+import { asInt64, int64Fill, int64Scalar, rankTensor, shapeOf, wrapNegative, zerosOfShape } from '../shapeOps';
 import type { RuleContext, RuleEntry } from '../types';
 
 interface SliceArgs { starts: string; ends: string; axes?: string; steps?: string; unitSteps: boolean }
@@ -34,7 +34,7 @@ function padBack(ctx: RuleContext, dy: string, a: SliceArgs): string {
   const { emit } = ctx;
   const x = ctx.input(0);
   const shapeX = emit.shape(x);
-  const rank = rankOf(ctx, x);
+  const rank = rankTensor(ctx, x);
   const starts = asInt64(emit, a.starts, 'starts');
   const axes = a.axes
     ? wrapNegative(emit, asInt64(emit, a.axes, 'axes_i64'), rank, 'axes')
