@@ -10,13 +10,13 @@ import { DataType, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProt
 import { Graph, opsetVersion } from '../onnx/graph';
 import { GrlError } from '../onnx/errors';
 import { attrFloat } from '../onnx/attrs';
-import { dataTypeName, dimsOf, isFloatType } from '../onnx/tensor';
+import { dataTypeName, dimsOf } from '../onnx/tensor';
 import { inferShapes } from '../onnx/shapes';
 import { GRL_DOMAIN } from '../patch/grl';
 import { analyzeHeads, grlHeadAttr, isGrlNode, resolveHead } from '../patch/heads';
 import { Emitter } from './emit';
 import { LossKind, LossTensors, buildLoss } from './losses';
-import { differentiablePath, differentiate } from './backward';
+import { differentiablePath, differentiate, isParameter } from './backward';
 import { LAYER_NORM_OPSET, FuseSource, fuseLayerNorms } from './fuse';
 import { NamePattern, selectTrainable } from './select';
 import type { Dim } from './types';
@@ -209,9 +209,9 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
 
   // Parameters: float initializers; trainable by default when on a path to a loss. Rank-0
   // initializers are left out: exporters store constants (eps, 1/sqrt(d), Pow's 2) that way.
-  const considered = (src.initializer ?? []).filter((t) => t.data_type === DataType.FLOAT && (t.dims?.length ?? 0) >= 1);
   // Rules emit float32 constants: a float16/bfloat16/double model would give a graph ORT rejects.
-  const otherFloat = (src.initializer ?? []).find((t) => t.data_type !== DataType.FLOAT && isFloatType(t.data_type ?? 0) && (t.dims?.length ?? 0) >= 1);
+  const considered = (src.initializer ?? []).filter(isParameter);
+  const otherFloat = considered.find((t) => t.data_type !== DataType.FLOAT);
   if (otherFloat) throw new GrlError(`${where}: initializer '${otherFloat.name}' is ${dataTypeName(otherFloat.data_type ?? 0)}; grl-onnx builds gradient graphs for float32 models only (convert the model to float32 first)`, { file: where });
   const shapes = inferShapes(work);
   const path = differentiablePath(graph, considered.map((t) => t.name ?? ''), seeds.keys(), shapes);
