@@ -85,16 +85,10 @@ function printMachine(m = machine()) {
   return m;
 }
 
-/** Deterministic PRNG (mulberry32), so every run feeds the same batch. */
+/** Deterministic PRNG (grl-onnx's mulberry32 Rng), so every run feeds the same batch. */
 function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new (require('../dist/data/jsonl').Rng)(seed);
+  return () => r.next();
 }
 
 /** A full batch of B sequences of T tokens (no padding), plus labels per head (classes given). */

@@ -16,6 +16,7 @@
 const { execFileSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
+const { Rng } = require('../dist/data/jsonl');
 const winkNLP = require('wink-nlp');
 const winkModel = require('wink-eng-lite-web-model');
 
@@ -67,16 +68,10 @@ function parseArgs(argv) {
   return opts;
 }
 
-/** Deterministic 32-bit PRNG (mulberry32); the split must not depend on Math.random. */
+/** Deterministic 32-bit PRNG (mulberry32, grl-onnx's own Rng); the split must not depend on Math.random. */
 function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 function shuffle(items, seed) {

@@ -34,3 +34,11 @@ export function stdioArg(v: unknown): string {
 export function warn(io: CliIO, message: string): void {
   io.stderr.write(`grl-onnx: warning: ${message}\n`);
 }
+
+/**
+ * For repeatable string options (`--loss pos --loss ner`). Not yargs' `array: true`, which
+ * would also swallow a positional MODEL given after the option.
+ */
+export function repeatable(v: string | string[]): string[] {
+  return ([] as string[]).concat(v);
+}

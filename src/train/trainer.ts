@@ -197,10 +197,9 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
   if (typeof opts.model === 'string' && sameFile(opts.model, at(RUN_FILES.model))) {
     throw new GrlError(`${opts.model}: the run would overwrite its input model with ${RUN_FILES.model}; give another --out`, { file: opts.model });
   }
-  fs.mkdirSync(out, { recursive: true });
-
   let tg: Pick<TrainingGraph, 'modelInputs' | 'heads' | 'outputs' | 'lambdas' | 'params'>;
   let limits: Record<string, number>;
+  let writeRunArtifacts = () => {};
   if (opts.resume) {
     const meta = readArtifactsMetadata(artifactsDir);
     if (!meta || !fs.existsSync(at(RUN_FILES.checkpoint))) throw new GrlError(`${opts.resume}: nothing to resume (no ${RUN_FILES.checkpoint} or ${RUN_FILES.artifacts}/ from an earlier run)`, { file: opts.resume });
@@ -215,7 +214,8 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
       trainable: opts.trainable,
     });
     const optimizer = opts.optimizer ?? 'adamw';
-    writeArtifacts(model, built, {
+    const patched = model;
+    writeRunArtifacts = () => writeArtifacts(patched, built, {
       optimizer,
       learningRate: opts.lr,
       hyperparameters: {
@@ -228,10 +228,12 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
     limits = embeddingLimits(model);
   }
 
-  // All data is validated before the first step.
+  // All data is validated before anything is written or trained.
   const spec = dataSpecFor(tg, limits);
   const trainSet = opts.trainExamples ?? loadJsonl(opts.data, spec);
   const evalSet = opts.evalExamples ?? (opts.eval ? loadJsonl(opts.eval, spec) : undefined);
+  fs.mkdirSync(out, { recursive: true });
+  writeRunArtifacts();
 
   const accum = Math.max(1, opts.gradAccum ?? 1);
   const order = new BatchOrder(trainSet.length, opts.batchSize, opts.shuffle ?? true, opts.seed ?? 0);

@@ -2,6 +2,7 @@
 import * as ort from 'onnxruntime-node';
 import { DataType, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../../src/onnx/proto';
 import { serializeModel } from '../../src/onnx/io';
+import { Rng } from '../../src/data/jsonl';
 
 export type Dims = (number | string)[];
 
@@ -32,16 +33,10 @@ export async function session(model: ModelProto): Promise<ort.InferenceSession> 
   return ort.InferenceSession.create(serializeModel(model), { graphOptimizationLevel: 'disabled' });
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
+/** Deterministic pseudo-random numbers (grl-onnx's mulberry32 Rng). */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 export function randn(rand: () => number, n: number, scale = 1): Float32Array {

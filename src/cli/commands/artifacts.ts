@@ -3,7 +3,7 @@
 // for a model, patching GRLs first when --head is given. Thin: the work is in
 // src/train/artifacts.ts.
 import type { Argv } from 'yargs';
-import { GrlCommand, warn } from '../command';
+import { GrlCommand, repeatable, warn } from '../command';
 import { parseHeadSpec } from './patch';
 import { parseLossSpec } from './train';
 
@@ -25,10 +25,10 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
   builder: (y: Argv) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model (patched, or give --head)' })
-      .option('loss', { type: 'string', array: true, demandOption: true, describe: 'Loss head HEAD[:WEIGHT] (repeatable)' })
-      .option('head', { type: 'string', array: true, describe: 'Splice a GRL on HEAD[:LAMBDA] first (repeatable)' })
-      .option('freeze', { type: 'string', array: true, describe: 'Freeze initializers matching a glob or /regex/ (repeatable)' })
-      .option('trainable', { type: 'string', array: true, describe: 'Train only initializers matching a glob or /regex/ (repeatable)' })
+      .option('loss', { type: 'string', coerce: repeatable, demandOption: true, describe: 'Loss head HEAD[:WEIGHT] (repeatable)' })
+      .option('head', { type: 'string', coerce: repeatable, describe: 'Splice a GRL on HEAD[:LAMBDA] first (repeatable)' })
+      .option('freeze', { type: 'string', coerce: repeatable, describe: 'Freeze initializers matching a glob or /regex/ (repeatable)' })
+      .option('trainable', { type: 'string', coerce: repeatable, describe: 'Train only initializers matching a glob or /regex/ (repeatable)' })
       .option('optimizer', { choices: ['adamw', 'sgd'] as const, default: 'adamw' as const })
       .option('lr', { type: 'number', default: 1e-3, describe: 'Learning rate stored in the checkpoint' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Artifacts folder' })

@@ -3,7 +3,7 @@
 // src/patch/patch.ts. Nothing is written unless loading and patching succeed.
 import type { Argv } from 'yargs';
 import { GrlError } from '../../onnx/errors';
-import { CliIO, GrlCommand, stdioArg, warn } from '../command';
+import { CliIO, GrlCommand, repeatable, stdioArg, warn } from '../command';
 import type { HeadSpec } from '../../patch/patch';
 
 interface PatchArgs {
@@ -47,8 +47,7 @@ export const patchCommand: GrlCommand<PatchArgs> = {
   builder: (y: Argv) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: "ONNX model file, or '-' for stdin", coerce: stdioArg })
-      // Not `array: true`: that would swallow a MODEL given after --head; repeats still collect.
-      .option('head', { type: 'string', coerce: (v: string | string[]) => ([] as string[]).concat(v), describe: 'Head to patch: NAME or NAME:LAMBDA (repeatable). NAME is an output, pos for pos_logits, or a module scope' })
+      .option('head', { type: 'string', coerce: repeatable, describe: 'Head to patch: NAME or NAME:LAMBDA (repeatable). NAME is an output, pos for pos_logits, or a module scope' })
       .option('lambda', { type: 'number', describe: 'λ for heads given without one (default 1; negative = ordinary gradient, with a warning)' })
       .option('at', { type: 'string', describe: 'Splice at this tensor instead of where the head leaves the trunk (one head)' })
       .option('output', { alias: 'o', type: 'string', coerce: stdioArg, describe: "Output file, '-' for stdout (default: stdout when it is not a terminal)" })

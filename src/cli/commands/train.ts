@@ -4,7 +4,7 @@
 // stop" instead of losing the run.
 import type { Argv } from 'yargs';
 import { GrlError } from '../../onnx/errors';
-import { CliIO, GrlCommand, warn } from '../command';
+import { CliIO, GrlCommand, repeatable, warn } from '../command';
 import { parseHeadSpec } from './patch';
 import type { StepRecord, EvalRecord } from '../../train/trainer';
 
@@ -71,8 +71,8 @@ export const trainCommand: GrlCommand<TrainArgs> = {
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model (patched, or give --head to patch on the fly)' })
       .option('data', { type: 'string', demandOption: true, describe: 'Training data, JSON Lines' })
       .option('eval', { type: 'string', describe: 'Dev data, JSON Lines' })
-      .option('loss', { type: 'string', array: true, demandOption: true, describe: 'Loss head HEAD[:WEIGHT] (repeatable)' })
-      .option('head', { type: 'string', array: true, describe: 'Splice a GRL on HEAD[:LAMBDA] first (repeatable)' })
+      .option('loss', { type: 'string', coerce: repeatable, demandOption: true, describe: 'Loss head HEAD[:WEIGHT] (repeatable)' })
+      .option('head', { type: 'string', coerce: repeatable, describe: 'Splice a GRL on HEAD[:LAMBDA] first (repeatable)' })
       .option('lambda-schedule', { type: 'string', default: 'constant', describe: 'constant | dann | linear:WARMUP_STEPS' })
       .option('optimizer', { choices: ['adamw', 'sgd'] as const, default: 'adamw' as const })
       .option('lr', { type: 'number', demandOption: true, describe: 'Learning rate' })
@@ -82,8 +82,8 @@ export const trainCommand: GrlCommand<TrainArgs> = {
       .option('warmup', { type: 'number', default: 0, describe: 'Learning-rate warm-up steps' })
       .option('grad-clip', { type: 'number', describe: 'Clip the global gradient norm to this value' })
       .option('grad-accum', { type: 'number', default: 1, describe: 'Micro-batches per optimizer step' })
-      .option('freeze', { type: 'string', array: true, describe: 'Freeze initializers matching a glob or /regex/ (repeatable)' })
-      .option('trainable', { type: 'string', array: true, describe: 'Train only initializers matching a glob or /regex/ (repeatable)' })
+      .option('freeze', { type: 'string', coerce: repeatable, describe: 'Freeze initializers matching a glob or /regex/ (repeatable)' })
+      .option('trainable', { type: 'string', coerce: repeatable, describe: 'Train only initializers matching a glob or /regex/ (repeatable)' })
       .option('steps', { type: 'number', describe: 'Optimizer steps' })
       .option('epochs', { type: 'number', describe: 'Epochs (instead of --steps)' })
       .option('batch-size', { type: 'number', demandOption: true })
