@@ -203,3 +203,20 @@ describe('saving', () => {
     expect(() => saveModel(loadModel(TAGGER), path.join(dir, 'no', 'such', 'dir', 'x.onnx'))).toThrow(/x\.onnx: cannot write \(ENOENT\)/);
   });
 });
+
+describe('automatic external data', () => {
+  it('moves large initializers to OUT.data when the model would pass the protobuf limit, and loads back identically', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-autoext-'));
+    const src = loadModel(path.join(__dirname, '..', 'models', 'tagger-opset17.onnx'));
+    const out = path.join(dir, 'm.onnx');
+    saveModel(src, out); // under the default limit: one file
+    expect(fs.existsSync(`${out}.data`)).toBe(false);
+    saveModel(src, out, { autoExternalAbove: 1000 }); // as if the model were over 2 GB
+    expect(fs.existsSync(`${out}.data`)).toBe(true);
+    const back = loadModel(out);
+    const ext = back.proto.graph!.initializer!.filter(isExternal);
+    expect(ext.length).toBeGreaterThan(10);
+    const orig = new Map(src.proto.graph!.initializer!.map((t) => [t.name, t]));
+    for (const t of back.proto.graph!.initializer!) expect(Buffer.from(tensorBytes(t, back.baseDir)).equals(Buffer.from(tensorBytes(orig.get(t.name)!, src.baseDir)))).toBe(true);
+  });
+});

@@ -180,6 +180,11 @@ export interface SaveOptions {
   externalData?: boolean | { threshold?: number; location?: string };
   /** Refuse to overwrite this path (the input). */
   protect?: string[];
+  /**
+   * Initializer bytes above which large tensors go external automatically (default: a safe
+   * margin under protobuf's 2 GiB message limit).
+   */
+  autoExternalAbove?: number;
   /** Where `dest = '-'` writes its chunks (default: file descriptor 1). The CLI injects its stdout here. */
   stdout?: (chunk: Uint8Array) => void;
 }
@@ -207,7 +212,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
   if (opts.externalData) {
     threshold = typeof opts.externalData === 'object' ? opts.externalData.threshold ?? DEFAULT_EXTERNAL_THRESHOLD : DEFAULT_EXTERNAL_THRESHOLD;
     location = typeof opts.externalData === 'object' ? opts.externalData.location : undefined;
-  } else if (total > PROTOBUF_LIMIT - (64 << 20)) {
+  } else if (total > (opts.autoExternalAbove ?? PROTOBUF_LIMIT - (64 << 20))) {
     threshold = DEFAULT_EXTERNAL_THRESHOLD;
   }
   const goesOut = (t: TensorProto) => isExternal(t) || tensorByteLength(t) >= threshold;
