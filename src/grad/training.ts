@@ -17,7 +17,7 @@ import { analyzeHeads, grlHeadAttr, isGrlNode, resolveHead } from '../patch/head
 import { Emitter } from './emit';
 import { LossKind, LossTensors, buildLoss } from './losses';
 import { differentiablePath, differentiate, isParameter } from './backward';
-import { LAYER_NORM_OPSET, FuseSource, fuseLayerNorms } from './fuse';
+import { GELU_OPSET, LAYER_NORM_OPSET, FuseSource, fuseGelus, fuseLayerNorms, opsetRaiseBlockers } from './fuse';
 import { NamePattern, selectTrainable } from './select';
 import type { Dim } from './types';
 
@@ -35,6 +35,8 @@ export interface TrainingGraphOptions {
   includeLogits?: boolean;
   /** Fold decomposed LayerNorms into LayerNormalization-17 nodes (default true; see fuse.ts). */
   fuseLayerNorm?: boolean;
+  /** Fold erf-GELU decompositions into Gelu-20 nodes when raising the opset to 20 is safe (default true; see fuse.ts). */
+  fuseGelu?: boolean;
 }
 
 export interface TrainingGraph {
@@ -157,9 +159,16 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
 
   // The LayerNorm decompositions of pre-17 exports become LayerNormalization nodes (fuse.ts).
   const preShapes = inferShapes(src);
-  const fusion = opts.fuseLayerNorm === false ? { nodes: forward, fused: 0 } : fuseLayerNorms(forward, graphOutputs, fuseSource(src, preShapes, taken));
-  const fwdNodes = fusion.nodes;
+  const fuseSrc = fuseSource(src, preShapes, taken);
+  const fusion = opts.fuseLayerNorm === false ? { nodes: forward, fused: 0 } : fuseLayerNorms(forward, graphOutputs, fuseSrc);
+  let fwdNodes = fusion.nodes;
   if (fusion.fused) opset = Math.max(opset, LAYER_NORM_OPSET);
+  // The erf-GELUs become Gelu-20 nodes only if no remaining node changes meaning at opset 20.
+  if (opts.fuseGelu !== false && opsetRaiseBlockers(fwdNodes, modelOpset, GELU_OPSET).length === 0) {
+    const gelus = fuseGelus(fwdNodes, graphOutputs, fuseSrc);
+    fwdNodes = gelus.nodes;
+    if (gelus.fused) opset = Math.max(opset, GELU_OPSET);
+  }
 
   // The working graph: forward nodes, then the loss nodes, with every input the training graph has.
   const heads: TrainingGraph['heads'] = [];

@@ -1,0 +1,147 @@
+// The erf-GELU fusion before differentiation (src/grad/fuse.ts) and the lean Gelu
+// backward (src/grad/rules/Gelu.ts): every exporter ordering of 0.5 * x * (1 + erf(x/sqrt2))
+// becomes one Gelu-20 node, only when raising the opset to 20 changes no other node's
+// meaning, and the fused training graph gives the same losses and gradients.
+import * as ort from 'onnxruntime-node';
+import { loadModel, serializeModel, Model } from '../../src/onnx/io';
+import { tensorToFloat32, float32Tensor, makeTensor } from '../../src/onnx/tensor';
+import { buildTrainingGraph, TrainingGraph } from '../../src/grad/training';
+import { fuseGelus, opsetRaiseBlockers } from '../../src/grad/fuse';
+import { DataType, NodeProto, TensorProto } from '../../src/onnx/proto';
+import { A, makeAttrs } from '../../src/onnx/attrs';
+import { modelPath } from '../fixtures/reference';
+import { rng } from '../helpers/build';
+import { gradCheckBoth } from '../helpers/gradcheck';
+
+const n = (op: string, input: string[], output: string, attrs: NodeProto['attribute'] = []): NodeProto => ({ name: `/ffn/${output}`, op_type: op, input, output: [output], attribute: attrs });
+const scalars: TensorProto[] = [
+  makeTensor('sqrt2', DataType.FLOAT, [], Float32Array.of(Math.SQRT2)),
+  makeTensor('inv_sqrt2', DataType.FLOAT, [], Float32Array.of(Math.SQRT1_2)),
+  makeTensor('one', DataType.FLOAT, [], Float32Array.of(1)),
+  makeTensor('half', DataType.FLOAT, [], Float32Array.of(0.5)),
+  makeTensor('three', DataType.FLOAT, [], Float32Array.of(3)),
+  float32Tensor('w', [4], new Float32Array(4)),
+];
+const src = () => {
+  const inits = new Map(scalars.map((t) => [t.name ?? '', t]));
+  const used = new Set<string>();
+  return {
+    initializer: (name: string) => inits.get(name),
+    producer: (name: string) => chainNodes.find((c) => c.output?.[0] === name),
+    shape: () => undefined,
+    uniqueName: (base: string) => { let s = base; for (let k = 1; used.has(s); k++) s = `${base}_${k}`; used.add(s); return s; },
+  };
+};
+let chainNodes: NodeProto[] = [];
+
+/** The GELU chain in one of the exporters' orders; `y` is its output, `x` its input. */
+function chain(order: 'x*a*half' | 'half*x*a' | 'x*(a*half)', scale: 'div' | 'mul', consts: { sqrt2?: string; one?: string } = {}): NodeProto[] {
+  const first = scale === 'div' ? n('Div', ['x', consts.sqrt2 ?? 'sqrt2'], 't') : n('Mul', ['inv_sqrt2', 'x'], 't');
+  const head = [first, n('Erf', ['t'], 'e'), n('Add', [consts.one ?? 'one', 'e'], 'a')];
+  if (order === 'x*a*half') return [...head, n('Mul', ['x', 'a'], 'xa'), n('Mul', ['xa', 'half'], 'y')];
+  if (order === 'half*x*a') return [n('Mul', ['x', 'half'], 'hx'), ...head, n('Mul', ['a', 'hx'], 'y')];
+  return [...head, n('Mul', ['half', 'a'], 'ha'), n('Mul', ['ha', 'x'], 'y')];
+}
+
+function fuse(nodes: NodeProto[], outputs = ['y']) {
+  chainNodes = nodes;
+  return fuseGelus(nodes, new Set(outputs), src());
+}
+
+describe('erf-GELU fusion', () => {
+  for (const order of ['x*a*half', 'half*x*a', 'x*(a*half)'] as const) {
+    for (const scale of ['div', 'mul'] as const) {
+      it(`folds ${order} with x/sqrt2 as ${scale} into one Gelu`, () => {
+        const r = fuse([n('Relu', ['in'], 'x'), ...chain(order, scale), n('Mul', ['y', 'w'], 'z')], ['z']);
+        expect(r.fused).toBe(1);
+        expect(r.nodes.map((m) => m.op_type)).toEqual(['Relu', 'Gelu', 'Mul']);
+        const g = r.nodes[1];
+        expect(g.input).toEqual(['x']);
+        expect(g.output).toEqual(['y']);
+        expect(g.name).toBe('/ffn/Gelu');
+      });
+    }
+  }
+
+  it('leaves the chain alone when an intermediate is read elsewhere, is a graph output, or a constant is off', () => {
+    expect(fuse([...chain('x*a*half', 'div'), n('Mul', ['e', 'w'], 'z')], ['y', 'z']).fused).toBe(0);
+    expect(fuse(chain('x*a*half', 'div'), ['y', 'a']).fused).toBe(0);
+    expect(fuse(chain('x*a*half', 'div', { sqrt2: 'three' })).fused).toBe(0);
+    expect(fuse(chain('x*a*half', 'div', { one: 'half' })).fused).toBe(0);
+    expect(fuse(chain('x*a*half', 'div', { sqrt2: 'x_runtime' })).fused).toBe(0);
+  });
+
+  it('names the ops whose meaning changes when the opset is raised to 20', () => {
+    const axes = makeAttrs({ axes: A.ints([-1]) });
+    const nodes = [n('ReduceMean', ['x'], 'm', axes), n('ReduceMean', ['x'], 'all'), n('ReduceMax', ['x'], 'mx', axes), n('Split', ['x'], 's'), n('Pad', ['x', 'p'], 'pd'), n('Add', ['x', 'x'], 'ok')];
+    expect(opsetRaiseBlockers(nodes, 14, 20).map((b) => b.output?.[0])).toEqual(['m', 'mx', 's', 'pd']);
+    expect(opsetRaiseBlockers(nodes, 18, 20)).toEqual([]);
+    expect(opsetRaiseBlockers([n('GridSample', ['x', 'g'], 'gs')], 18, 20)).toHaveLength(1);
+    expect(opsetRaiseBlockers([n('ReduceMean', ['x'], 'm', axes)], 14, 17)).toEqual([]);
+    expect(opsetRaiseBlockers([{ ...n('ReduceMean', ['x'], 'm', axes), domain: 'com.example' }], 14, 20)).toEqual([]);
+  });
+});
+
+describe('erf-GELU fusion in the training graph', () => {
+  const B = 3;
+  const T = 7;
+  async function runTraining(model: Model, tg: TrainingGraph): Promise<Record<string, Float32Array>> {
+    const r = rng(11);
+    const ints = (f: () => number) => new ort.Tensor('int64', BigInt64Array.from({ length: B * T }, () => BigInt(f())), [B, T]);
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: ints(() => Math.floor(r() * 128)),
+      attention_mask: ints(() => (r() < 0.85 ? 1 : 0)),
+      token_type_ids: ints(() => (r() < 0.5 ? 1 : 0)),
+      pos: ints(() => Math.floor(r() * 17)),
+    };
+    const inits = new Map((model.proto.graph?.initializer ?? []).map((t) => [t.name, t]));
+    for (const p of tg.params) if (p.trainable) feeds[p.name] = new ort.Tensor('float32', tensorToFloat32(inits.get(p.name)!), p.dims);
+    const s = await ort.InferenceSession.create(serializeModel(tg.training));
+    const out = await s.run(feeds);
+    await s.release();
+    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
+  }
+  const ops = (tg: TrainingGraph) => tg.training.graph!.node!.map((m) => m.op_type);
+  const version = (tg: TrainingGraph) => tg.training.opset_import!.find((o) => !o.domain)!.version;
+
+  for (const name of ['tagger-opset14', 'tagger-opset17'] as const) {
+    it(`${name}: every GELU becomes Gelu-20 and the losses and gradients are unchanged`, async () => {
+      const model = loadModel(modelPath(name));
+      const fused = buildTrainingGraph(model, { losses: [{ head: 'pos' }] });
+      const plain = buildTrainingGraph(model, { losses: [{ head: 'pos' }], fuseGelu: false });
+      expect(ops(fused).filter((o) => o === 'Gelu')).toHaveLength(3);
+      expect(ops(plain)).not.toContain('Gelu');
+      expect(version(fused)).toBe(20);
+      expect(version(plain)).toBe(17);
+      const a = await runTraining(model, fused);
+      const b = await runTraining(model, plain);
+      expect(a[fused.outputs.loss][0]).toBeCloseTo(b[plain.outputs.loss][0], 5);
+      expect(Object.keys(fused.outputs.grads)).toEqual(Object.keys(plain.outputs.grads));
+      for (const p of Object.keys(plain.outputs.grads)) {
+        const ga = a[fused.outputs.grads[p]];
+        const gb = b[plain.outputs.grads[p]];
+        const scale = Math.max(...Array.from(gb, Math.abs), 1e-6);
+        let worst = 0;
+        for (let k = 0; k < gb.length; k++) worst = Math.max(worst, Math.abs(ga[k] - gb[k]));
+        // As in fuse.test.ts: the key bias's true gradient is 0, float noise there.
+        expect([p, worst <= 1e-4 * scale + 1e-6]).toEqual([p, true]);
+      }
+    });
+  }
+
+  it('keeps the decomposition and the opset when a ReduceMean with an axes attribute stays (opset 14, no LayerNorm fusion)', () => {
+    const tg = buildTrainingGraph(loadModel(modelPath('tagger-opset14')), { losses: [{ head: 'pos' }], fuseLayerNorm: false });
+    expect(ops(tg)).not.toContain('Gelu');
+    expect(ops(tg)).toContain('Erf');
+    expect(version(tg)).toBe(16);
+  });
+});
+
+describe('Gelu backward (approximate none), finite differences', () => {
+  it('over the tails and the centre', async () => {
+    await gradCheckBoth({ op: 'Gelu', opset: 20, inputs: [{ dims: [3, 5, 8], scale: 3 }], seed: 7 });
+  });
+  it('at hand-picked points including 0 and large |x|', async () => {
+    await gradCheckBoth({ op: 'Gelu', opset: 20, inputs: [{ dims: [8], values: [-6, -2.5, -1, -0.1, 0, 0.3, 1.7, 5] }], eps: 1e-3 });
+  });
+});
