@@ -6,7 +6,7 @@ import * as path from 'path';
 import { runCli } from '../src/cli/main';
 import { loadModel } from '../src/onnx/io';
 import { tensorToFloat32 } from '../src/onnx/tensor';
-import { mergeConfig, resolveConfig, defaultConfig } from '../src/experiment/config';
+import { mergeConfig, resolveConfig, defaultConfig, trainSeeds } from '../src/experiment/config';
 import { freshHead, headParameters, withWeightsOf } from '../src/experiment/models';
 import type { ExperimentReport } from '../src/experiment/run';
 
@@ -49,7 +49,12 @@ describe('experiment --quick', () => {
     expect(report.model.adversary).toBe('pos');
     expect(report.model.target).toBe('ner');
     expect(report.model.classes).toEqual({ pos: 17, ner: 7 });
-    for (const stage of [report.baseline, report.after]) {
+    // --quick keeps one training seed: the first default one.
+    expect(q.seeds.train).toEqual([0]);
+    expect(report.perSeed.map((s) => s.seed)).toEqual([0]);
+    expect(report.trainability.seed).toBe(0);
+    const [only] = report.perSeed;
+    for (const stage of [report.baseline, only.after]) {
       for (const h of ['pos', 'ner']) {
         const p = stage.probes[h];
         expect(p.accuracy).toBeGreaterThanOrEqual(0);
@@ -60,17 +65,23 @@ describe('experiment --quick', () => {
         expect(stage.heads[h].rows).toBeGreaterThan(100);
       }
     }
-    expect(report.amnesic.curve.map((c) => c.step)).toEqual(Array.from({ length: q.amnesic.steps }, (_, i) => i + 1));
+    const curve = only.amnesic.curve;
+    expect(curve.map((c) => c.step)).toEqual(Array.from({ length: q.amnesic.steps }, (_, i) => i + 1));
     // dann: λ starts at 0 and rises.
-    expect(report.amnesic.curve[0].lambda).toBe(0);
-    expect(report.amnesic.curve[q.amnesic.steps - 1].lambda).toBeGreaterThan(0.9 * q.amnesic.lambda);
-    expect(report.amnesic.curve[q.amnesic.steps - 1].lambda).toBeLessThanOrEqual(q.amnesic.lambda + 1e-6);
+    expect(curve[0].lambda).toBe(0);
+    expect(curve[q.amnesic.steps - 1].lambda).toBeGreaterThan(0.9 * q.amnesic.lambda);
+    expect(curve[q.amnesic.steps - 1].lambda).toBeLessThanOrEqual(q.amnesic.lambda + 1e-6);
     for (const run of [report.trainability.original, report.trainability.amnesic]) {
       expect(run.devAccuracy.map((p) => p.step)).toEqual([0, 4, 8]);
       expect(run.trainLoss).toHaveLength(q.trainability.steps);
     }
     expect(report.trainability.freshParams.length).toBeGreaterThan(0);
-    expect(report.findings.leakage).toBeCloseTo(report.after.probes.pos.accuracy - report.after.probes.pos.majority.accuracy, 12);
+    const leakage = only.after.probes.pos.accuracy - only.after.probes.pos.majority.accuracy;
+    expect(only.findings.leakage).toBeCloseTo(leakage, 12);
+    // One seed: mean, min and max are that seed's number.
+    expect(report.findings.after.leakage.mean).toBeCloseTo(leakage, 12);
+    expect(report.findings.after.leakage.min).toBeCloseTo(leakage, 12);
+    expect(report.findings.after.leakage.max).toBeCloseTo(leakage, 12);
     expect(Object.keys(report.timings)).toEqual(expect.arrayContaining(['baseline', 'amnesic', 'after', 'trainability', 'total']));
   });
 
@@ -101,8 +112,76 @@ describe('experiment --quick', () => {
 
   test('is reproducible with the same seeds', () => {
     const again = JSON.parse(fs.readFileSync(path.join(dir2, 'report.json'), 'utf8')) as ExperimentReport;
-    const strip = (r: ExperimentReport) => JSON.stringify({ ...r, timings: null, amnesic: { ...r.amnesic, medianStepMs: null, model: null }, trainability: { ...r.trainability, original: { ...r.trainability.original, medianStepMs: null }, amnesic: { ...r.trainability.amnesic, medianStepMs: null } } });
+    const strip = (r: ExperimentReport) => JSON.stringify({
+      ...r, timings: null,
+      perSeed: r.perSeed.map((s) => ({ ...s, amnesic: { ...s.amnesic, medianStepMs: null, model: null } })),
+      trainability: { ...r.trainability, original: { ...r.trainability.original, medianStepMs: null }, amnesic: { ...r.trainability.amnesic, medianStepMs: null } },
+    });
     expect(strip(again)).toBe(strip(report));
+  });
+});
+
+describe('experiment --quick with seeds.train [0, 1]', () => {
+  const dir = tmp();
+  let report: ExperimentReport;
+  let stdout = '';
+
+  beforeAll(async () => {
+    const cfg = path.join(dir, 'two-seeds.json');
+    fs.writeFileSync(cfg, JSON.stringify({ seeds: { train: [0, 1] } }));
+    const a = io();
+    expect(await runCli(['experiment', cfg, '--quick', '--out', path.join(dir, 'out'), '--threads', '1'], a.io)).toBe(0);
+    stdout = a.out.join('');
+    report = JSON.parse(fs.readFileSync(path.join(dir, 'out', 'report.json'), 'utf8'));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('runs amnesic training and the after-probes once per seed, the baseline and trainability once', () => {
+    expect(report.seeds.train).toEqual([0, 1]);
+    expect(report.perSeed.map((s) => s.seed)).toEqual([0, 1]);
+    for (const s of report.perSeed) {
+      expect(s.amnesic.curve).toHaveLength(report.config.amnesic.steps);
+      expect(s.after.probes.pos.rows).toBeGreaterThan(100);
+      expect(s.after.heads.ner.rows).toBeGreaterThan(100);
+    }
+    // Different seeds train differently.
+    expect(report.perSeed[0].amnesic.curve).not.toEqual(report.perSeed[1].amnesic.curve);
+    expect(report.trainability.seed).toBe(0);
+    expect(report.findings.trainabilitySeed).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'out', 'runs', 'amnesic-seed0'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, 'out', 'runs', 'amnesic-seed1'))).toBe(true);
+  });
+
+  test('each headline number has the mean, min and max over the seeds', () => {
+    const per = (pick: (s: ExperimentReport['perSeed'][number]) => number) => report.perSeed.map(pick);
+    const expected = {
+      adversaryProbeAfter: per((s) => s.after.probes.pos.accuracy),
+      leakage: per((s) => s.after.probes.pos.accuracy - s.after.probes.pos.majority.accuracy),
+      adversaryControlAfter: per((s) => s.after.probes.pos.control?.accuracy ?? NaN),
+      adversarySelectivityAfter: per((s) => s.after.probes.pos.accuracy - (s.after.probes.pos.control?.accuracy ?? NaN)),
+      targetHeadAfter: per((s) => s.after.heads.ner.accuracy),
+      targetHeadNonMajorityAfter: per((s) => s.after.heads.ner.nonMajorityAccuracy),
+    };
+    for (const [key, values] of Object.entries(expected)) {
+      const got = report.findings.after[key as keyof typeof expected];
+      expect(values).toHaveLength(2);
+      expect(got.mean).toBeCloseTo((values[0] + values[1]) / 2, 12);
+      expect(got.min).toBeCloseTo(Math.min(...values), 12);
+      expect(got.max).toBeCloseTo(Math.max(...values), 12);
+    }
+  });
+
+  test('stdout, summary.md and report.html give the mean and the range across seeds', () => {
+    const a = report.findings.after.adversaryProbeAfter;
+    const p = (x: number) => `${(x * 100).toFixed(1)}%`;
+    expect(stdout).toContain(`pos probe: ${p(report.findings.adversaryProbeBefore)} → ${p(a.mean)} mean over 2 seeds (${p(a.min)}–${p(a.max)})`);
+    const md = fs.readFileSync(path.join(dir, 'out', 'summary.md'), 'utf8');
+    expect(md).toContain(`mean over 2 seeds (${p(a.min)}–${p(a.max)})`);
+    expect(md).toMatch(/Leakage: the post-hoc pos probe is still [-+]\d+\.\d pp above the majority baseline on average over 2 seeds/);
+    expect(md).toContain('first training seed (0)');
+    const html = fs.readFileSync(path.join(dir, 'out', 'report.html'), 'utf8');
+    expect((html.match(/<svg[\s>]/g) ?? []).length).toBe(4);
+    expect(html).toContain('mean over 2 training seeds, black points each seed');
   });
 });
 
@@ -122,6 +201,17 @@ describe('experiment config', () => {
     expect(c.amnesic.lambda).toBe(2);
     expect(c.amnesic.steps).toBe(12);
     expect(c.model).toBe('/pkg/models/tiny-tagger.onnx');
+  });
+
+  test('seeds.train: three seeds by default, a number or a list in a config; --quick keeps one unless the file sets it', () => {
+    expect(trainSeeds(resolveConfig(undefined, false, '/pkg'))).toEqual([0, 1, 2]);
+    expect(trainSeeds(resolveConfig(undefined, true, '/pkg'))).toEqual([0]);
+    expect(trainSeeds(resolveConfig({ seeds: { train: 5 } }, false, '/pkg'))).toEqual([5]);
+    expect(trainSeeds(resolveConfig({ seeds: { train: 5 } }, true, '/pkg'))).toEqual([5]);
+    expect(trainSeeds(resolveConfig({ seeds: { train: [3, 4] } }, true, '/pkg'))).toEqual([3, 4]);
+    expect(trainSeeds(resolveConfig({ seeds: { probe: 2 } }, true, '/pkg'))).toEqual([0]);
+    expect(() => resolveConfig({ seeds: { train: [] } }, false, '/pkg')).toThrow("config.seeds: 'train' must be a number or a non-empty list of them");
+    expect(() => resolveConfig({ seeds: { train: ['1'] } } as never, false, '/pkg')).toThrow("config.seeds: 'train' must be a number");
   });
 });
 

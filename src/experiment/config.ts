@@ -56,7 +56,11 @@ export interface ExperimentConfig {
   };
   /** Dev sentences used by every dev evaluation (0 = all). */
   devSentences: number;
-  seeds: { train: number; probe: number; head: number; control: number };
+  /**
+   * `train` seeds the amnesic training (and the trainability runs' data order). A list runs
+   * amnesic training and the after-probes once per seed: removal varies a lot between seeds.
+   */
+  seeds: { train: number | number[]; probe: number; head: number; control: number };
   /** onnxruntime intra-op threads (default: all cores). */
   threads?: number;
 }
@@ -81,11 +85,19 @@ export function defaultConfig(root = packageRoot()): ExperimentConfig {
     probe: { kind: 'linear', hidden: 128, epochs: 4, batchSize: 256, lr: 3e-3, trainSentences: 4000, evalSentences: 0, maxTrainRows: 40000 },
     trainability: { steps: 300, batchSize: 32, lr: 1e-3, evalEvery: 25, initStd: 0.02 },
     devSentences: 500,
-    seeds: { train: 0, probe: 0, head: 0, control: 1 },
+    seeds: { train: [0, 1, 2], probe: 0, head: 0, control: 1 },
   };
 }
 
-/** --quick: the same stages with tiny budgets (the tests use it; ≤ 60 s on 2 cores). */
+/** The training seeds as a list (a config may give one number). */
+export function trainSeeds(cfg: ExperimentConfig): number[] {
+  return typeof cfg.seeds.train === 'number' ? [cfg.seeds.train] : [...cfg.seeds.train];
+}
+
+/**
+ * --quick: the same stages with tiny budgets (the tests use it; ≤ 60 s on 2 cores). It also
+ * keeps only the first training seed, unless the config file sets seeds.train itself.
+ */
 export function quickOverrides(): DeepPartial<ExperimentConfig> {
   return {
     amnesic: { steps: 12, batchSize: 16 },
@@ -107,6 +119,11 @@ export function mergeConfig<T extends object>(base: T, over: DeepPartial<T>, whe
     if (cur && typeof cur === 'object' && !Array.isArray(cur)) {
       if (!v || typeof v !== 'object' || Array.isArray(v)) throw new GrlError(`${where}: '${k}' must be an object`);
       out[k] = mergeConfig(cur as object, v as object, `${where}.${k}`);
+    } else if (Array.isArray(cur)) {
+      // A list slot (seeds.train) also takes a single value of its element type.
+      const ok = (x: unknown) => typeof x === typeof cur[0] && (typeof x !== 'number' || Number.isFinite(x));
+      if (!(Array.isArray(v) ? v.length > 0 && v.every(ok) : ok(v))) throw new GrlError(`${where}: '${k}' must be a ${typeof cur[0]} or a non-empty list of them, not ${JSON.stringify(v)}`);
+      out[k] = v;
     } else {
       if (cur !== undefined && typeof v !== typeof cur) throw new GrlError(`${where}: '${k}' must be a ${typeof cur}, not ${JSON.stringify(v)}`);
       out[k] = v;
@@ -139,6 +156,9 @@ export function loadConfigFile(file: string): DeepPartial<ExperimentConfig> {
 export function resolveConfig(file: DeepPartial<ExperimentConfig> | undefined, quick: boolean, root?: string): ExperimentConfig {
   let cfg = defaultConfig(root);
   if (file) cfg = mergeConfig(cfg, file, 'config');
-  if (quick) cfg = mergeConfig(cfg, quickOverrides(), '--quick');
+  if (quick) {
+    cfg = mergeConfig(cfg, quickOverrides(), '--quick');
+    if (file?.seeds?.train === undefined) cfg.seeds = { ...cfg.seeds, train: [trainSeeds(cfg)[0]] };
+  }
   return cfg;
 }

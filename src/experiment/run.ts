@@ -2,8 +2,11 @@
 //   1. baseline post-hoc probes (adversary and target labels) on the original encoder;
 //   2. amnesic training: GRL on the adversary head, adversary + target losses;
 //   3. fresh post-hoc probes on the amnesic encoder, and the heads' own dev scores;
-//   4. trainability: a fresh adversary head fine-tuned (encoder trainable) on both
-//      encoders with the same budget, with learning curves.
+//      stages 2–3 run once per training seed (removal varies a lot between seeds),
+//      and the headline numbers are summarised as mean, min and max over seeds;
+//   4. trainability: a fresh adversary head fine-tuned (encoder trainable) on the
+//      original encoder and on the FIRST seed's amnesic encoder, with the same
+//      budget, with learning curves.
 // Never prints: progress goes through hooks, results into the returned report.
 import * as fs from 'fs';
 import * as path from 'path';
@@ -16,7 +19,7 @@ import { train, StepRecord, EvalRecord } from '../train/trainer';
 import { extractFeatures, Features } from '../probe/features';
 import { ProbeReport, ProbeScores, runProbe } from '../probe/probe';
 import { labelCounts } from '../probe/baselines';
-import { ExperimentConfig, FALLBACK_MODEL, DEFAULT_MODEL } from './config';
+import { ExperimentConfig, FALLBACK_MODEL, DEFAULT_MODEL, trainSeeds } from './config';
 import { freshHead, headScores, headShape, taggerSpec, withWeightsOf } from './models';
 
 export interface ExperimentHooks {
@@ -43,6 +46,43 @@ export interface TrainabilityRun {
   medianStepMs: number;
 }
 
+export interface AmnesicRun {
+  steps: number;
+  medianStepMs: number;
+  model: string;
+  /** Per training step: losses, the adversary's and target's training accuracy, λ. */
+  curve: { step: number; loss: number; adversaryLoss: number; adversaryAccuracy: number; targetLoss: number; targetAccuracy: number; lambda: number }[];
+  lastEval?: EvalRecord;
+}
+
+/** Stages 2–3 for one training seed. */
+export interface SeedResult {
+  seed: number;
+  amnesic: AmnesicRun;
+  after: StageResult;
+  findings: SeedFindings;
+}
+
+/** The headline numbers after amnesic training, for one seed. */
+export interface SeedFindings {
+  adversaryProbeAfter: number;
+  /** After-probe accuracy minus majority: what the encoder still leaks. */
+  leakage: number;
+  /** Control-task accuracy of the after-probe (NaN without a control). */
+  adversaryControlAfter: number;
+  /** After-probe accuracy minus control accuracy (NaN without a control). */
+  adversarySelectivityAfter: number;
+  /** Fraction of the probe's above-majority accuracy that was removed (1 = down to majority). */
+  removedFraction: number;
+  /** The adversary head's own dev accuracy after training. */
+  adversaryHeadAfter: number;
+  targetHeadAfter: number;
+  /** The target head's dev accuracy on non-majority tokens (for ner: entity tokens). */
+  targetHeadNonMajorityAfter: number;
+}
+
+export interface Spread { mean: number; min: number; max: number }
+
 export interface ExperimentReport {
   tool: { name: 'grl-onnx'; version: string };
   config: ExperimentConfig;
@@ -50,36 +90,33 @@ export interface ExperimentReport {
   model: { path: string; fallback: boolean; probeTensor: string; adversary: string; target: string; classes: Record<string, number> };
   data: { trainSentences: number; devSentences: number; testSentences: number; probeTrainSentences: number; probeEvalSentences: number };
   baseline: StageResult;
-  amnesic: {
-    steps: number;
-    medianStepMs: number;
-    model: string;
-    /** Per training step: losses, the adversary's and target's training accuracy, λ. */
-    curve: { step: number; loss: number; adversaryLoss: number; adversaryAccuracy: number; targetLoss: number; targetAccuracy: number; lambda: number }[];
-    lastEval?: EvalRecord;
-  };
-  after: StageResult;
-  trainability: { freshParams: string[]; original: TrainabilityRun; amnesic: TrainabilityRun };
+  /** Amnesic training and after-probes, one entry per training seed (in config order). */
+  perSeed: SeedResult[];
+  /** Runs on the original encoder and on the amnesic encoder of the first seed only. */
+  trainability: { seed: number; freshParams: string[]; original: TrainabilityRun; amnesic: TrainabilityRun };
   findings: Findings;
-  /** Wall-clock seconds per stage. */
+  /** Wall-clock seconds per stage (amnesic/after summed over seeds). */
   timings: Record<string, number>;
 }
 
 export interface Findings {
+  trainSeeds: number[];
   adversaryProbeBefore: number;
-  adversaryProbeAfter: number;
   adversaryMajority: number;
-  adversaryControlAfter?: number;
-  /** After-probe accuracy minus majority: what the encoder still leaks. */
-  leakage: number;
-  /** Fraction of the probe's above-majority accuracy that was removed (1 = down to majority). */
-  removedFraction: number;
+  adversaryControlBefore: number;
   targetHeadBefore: number;
-  targetHeadAfter: number;
   targetHeadNonMajorityBefore: number;
-  targetHeadNonMajorityAfter: number;
+  /** Each headline number after amnesic training: mean, min and max over the training seeds. */
+  after: Record<keyof SeedFindings, Spread>;
+  trainabilitySeed: number;
   trainabilityFinalOriginal: number;
   trainabilityFinalAmnesic: number;
+}
+
+/** Mean, min and max (NaN if any value is NaN, so a missing number is never averaged away). */
+export function spread(values: number[]): Spread {
+  if (values.length === 0 || values.some((v) => !Number.isFinite(v))) return { mean: NaN, min: NaN, max: NaN };
+  return { mean: values.reduce((a, b) => a + b, 0) / values.length, min: Math.min(...values), max: Math.max(...values) };
 }
 
 const first = <T>(xs: T[], n: number): T[] => (n > 0 ? xs.slice(0, n) : xs);
@@ -137,12 +174,12 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
   };
   timings.data = seconds(t0);
 
-  const probeStage = async (name: string, model: Model): Promise<StageResult> => {
+  const probeStage = async (name: string, model: Model, note = ''): Promise<StageResult> => {
     const probes: Record<string, ProbeReport> = {};
     const heads: Record<string, ProbeScores> = {};
     for (const h of [adv, tgt]) {
       if (!shapes[h.name].tokenLevel) throw new GrlError(`head '${h.name}' is not token-level; the experiment probes token encodings`);
-      stage(name, `probing '${h.name}' at ${probeAt} (${cfg.probe.kind} probe + control)`);
+      stage(name, `probing '${h.name}' at ${probeAt} (${cfg.probe.kind} probe + control)${note}`);
       const opts = { tensor: probeAt, label: h.name, tokenLevel: true, session: cfg.threads ? { intraOpNumThreads: cfg.threads } : undefined };
       const ftrain: Features = await extractFeatures(model, probeTrain, spec, opts);
       const ftest: Features = await extractFeatures(model, probeEval, spec, opts);
@@ -160,33 +197,50 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
   const baseline = await probeStage('baseline', original);
   timings.baseline = seconds(t0);
 
-  // 2. Amnesic training.
-  t0 = performance.now();
-  stage('amnesic', `training ${cfg.amnesic.steps} steps: GRL on '${adv.name}' (λ ${cfg.amnesic.lambda}, ${cfg.amnesic.lambdaSchedule}), losses ${adv.name} + ${tgt.name}`);
-  const curve: ExperimentReport['amnesic']['curve'] = [];
-  const amnesicDir = path.join(outDir, 'runs', 'amnesic');
-  const summary = await train({
-    model: original, data: cfg.data.train, trainExamples: trainSet, evalExamples: dev,
-    losses: [{ head: adv.name, weight: cfg.amnesic.adversaryWeight }, { head: tgt.name }],
-    heads: [{ name: adv.name, lambda: cfg.amnesic.lambda }], lambdaSchedule: cfg.amnesic.lambdaSchedule,
-    lr: cfg.amnesic.lr, warmup: cfg.amnesic.warmup, steps: cfg.amnesic.steps, batchSize: cfg.amnesic.batchSize,
-    seed: cfg.seeds.train, out: amnesicDir, threads: cfg.threads,
-  }, {
-    onStep: (r: StepRecord) => {
-      curve.push({
-        step: r.step, loss: r.loss, adversaryLoss: r.losses[adv.name], adversaryAccuracy: r.accuracy[adv.name],
-        targetLoss: r.losses[tgt.name], targetAccuracy: r.accuracy[tgt.name], lambda: r.lambda[adv.name] ?? NaN,
-      });
-      hooks.onProgress?.('amnesic', r.step, cfg.amnesic.steps, `${adv.name} acc ${(r.accuracy[adv.name] * 100).toFixed(1)}% ${tgt.name} acc ${(r.accuracy[tgt.name] * 100).toFixed(1)}% λ ${(r.lambda[adv.name] ?? 0).toFixed(3)}`);
-    },
-  });
-  const amnesicModel = withWeightsOf(original, loadModel(summary.model));
-  timings.amnesic = seconds(t0);
+  // 2–3. Amnesic training and the after-probes, once per training seed. Only the first
+  // seed's amnesic encoder is kept in memory, for the trainability runs.
+  const seeds = trainSeeds(cfg);
+  const perSeed: SeedResult[] = [];
+  let firstAmnesic: Model | undefined;
+  timings.amnesic = 0;
+  timings.after = 0;
+  for (const [i, seed] of seeds.entries()) {
+    t0 = performance.now();
+    const of = seeds.length > 1 ? ` (seed ${seed}, ${i + 1}/${seeds.length})` : ` (seed ${seed})`;
+    stage('amnesic', `training ${cfg.amnesic.steps} steps${of}: GRL on '${adv.name}' (λ ${cfg.amnesic.lambda}, ${cfg.amnesic.lambdaSchedule}), losses ${adv.name} + ${tgt.name}`);
+    const curve: AmnesicRun['curve'] = [];
+    const progressStage = seeds.length > 1 ? `amnesic-seed${seed}` : 'amnesic';
+    const summary = await train({
+      model: original, data: cfg.data.train, trainExamples: trainSet, evalExamples: dev,
+      losses: [{ head: adv.name, weight: cfg.amnesic.adversaryWeight }, { head: tgt.name }],
+      heads: [{ name: adv.name, lambda: cfg.amnesic.lambda }], lambdaSchedule: cfg.amnesic.lambdaSchedule,
+      lr: cfg.amnesic.lr, warmup: cfg.amnesic.warmup, steps: cfg.amnesic.steps, batchSize: cfg.amnesic.batchSize,
+      seed, out: path.join(outDir, 'runs', `amnesic-seed${seed}`), threads: cfg.threads,
+    }, {
+      onStep: (r: StepRecord) => {
+        curve.push({
+          step: r.step, loss: r.loss, adversaryLoss: r.losses[adv.name], adversaryAccuracy: r.accuracy[adv.name],
+          targetLoss: r.losses[tgt.name], targetAccuracy: r.accuracy[tgt.name], lambda: r.lambda[adv.name] ?? NaN,
+        });
+        hooks.onProgress?.(progressStage, r.step, cfg.amnesic.steps, `${adv.name} acc ${(r.accuracy[adv.name] * 100).toFixed(1)}% ${tgt.name} acc ${(r.accuracy[tgt.name] * 100).toFixed(1)}% λ ${(r.lambda[adv.name] ?? 0).toFixed(3)}`);
+      },
+    });
+    const amnesicModel = withWeightsOf(original, loadModel(summary.model));
+    if (i === 0) firstAmnesic = amnesicModel;
+    timings.amnesic += seconds(t0);
 
-  // 3. After.
-  t0 = performance.now();
-  const after = await probeStage('after', amnesicModel);
-  timings.after = seconds(t0);
+    t0 = performance.now();
+    const after = await probeStage('after', amnesicModel, ` on the amnesic encoder of seed ${seed}`);
+    timings.after += seconds(t0);
+    perSeed.push({
+      seed,
+      amnesic: { steps: summary.steps, medianStepMs: summary.medianStepMs, model: summary.model, curve, lastEval: summary.lastEval },
+      after,
+      findings: seedFindings(baseline, after, adv.name, tgt.name),
+    });
+  }
+  timings.amnesic = Math.round(timings.amnesic * 100) / 100;
+  timings.after = Math.round(timings.after * 100) / 100;
 
   // 4. Trainability: the same fresh head and budget on both encoders.
   t0 = performance.now();
@@ -199,7 +253,7 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
     const s = await train({
       model: fresh.model, data: cfg.data.train, trainExamples: trainSet, evalExamples: dev, losses: [{ head: adv.name }],
       lr: cfg.trainability.lr, steps: cfg.trainability.steps, batchSize: cfg.trainability.batchSize, evalEvery: cfg.trainability.evalEvery,
-      seed: cfg.seeds.train, out: path.join(outDir, 'runs', `trainability-${label}`), threads: cfg.threads,
+      seed: seeds[0], out: path.join(outDir, 'runs', `trainability-${label}`), threads: cfg.threads,
     }, {
       onStep: (r) => {
         trainLoss.push({ step: r.step, value: r.losses[adv.name] });
@@ -210,27 +264,25 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
     return { run: { devAccuracy, trainLoss, finalDevAccuracy: devAccuracy[devAccuracy.length - 1].value, medianStepMs: s.medianStepMs }, params: fresh.params };
   };
   const tOrig = await runFresh('original', original);
-  const tAmn = await runFresh('amnesic', amnesicModel);
+  const tAmn = await runFresh('amnesic', firstAmnesic as Model);
   timings.trainability = seconds(t0);
 
   // Artifacts and checkpoints are large and can be regenerated; keep the trained models and metrics only.
-  for (const d of ['amnesic', 'trainability-original', 'trainability-amnesic']) {
+  for (const d of [...seeds.map((s) => `amnesic-seed${s}`), 'trainability-original', 'trainability-amnesic']) {
     for (const f of ['artifacts', 'checkpoint']) fs.rmSync(path.join(outDir, 'runs', d, f), { recursive: true, force: true });
   }
 
   const pb = baseline.probes[adv.name];
-  const pa = after.probes[adv.name];
+  const keys = Object.keys(perSeed[0].findings) as (keyof SeedFindings)[];
   const findings: Findings = {
+    trainSeeds: seeds,
     adversaryProbeBefore: pb.accuracy,
-    adversaryProbeAfter: pa.accuracy,
-    adversaryMajority: pa.majority.accuracy,
-    adversaryControlAfter: pa.control?.accuracy,
-    leakage: pa.accuracy - pa.majority.accuracy,
-    removedFraction: pb.accuracy - pb.majority.accuracy > 0 ? (pb.accuracy - pa.accuracy) / (pb.accuracy - pb.majority.accuracy) : 0,
+    adversaryMajority: pb.majority.accuracy,
+    adversaryControlBefore: pb.control?.accuracy ?? NaN,
     targetHeadBefore: baseline.heads[tgt.name].accuracy,
-    targetHeadAfter: after.heads[tgt.name].accuracy,
     targetHeadNonMajorityBefore: baseline.heads[tgt.name].nonMajorityAccuracy,
-    targetHeadNonMajorityAfter: after.heads[tgt.name].nonMajorityAccuracy,
+    after: Object.fromEntries(keys.map((k) => [k, spread(perSeed.map((r) => r.findings[k]))])) as Findings['after'],
+    trainabilitySeed: seeds[0],
     trainabilityFinalOriginal: tOrig.run.finalDevAccuracy,
     trainabilityFinalAmnesic: tAmn.run.finalDevAccuracy,
   };
@@ -242,11 +294,25 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
     model: { path: modelPath, fallback, probeTensor: probeAt, adversary: adv.name, target: tgt.name, classes: { [adv.name]: shapes[adv.name].numClasses, [tgt.name]: shapes[tgt.name].numClasses } },
     data: { trainSentences: trainSet.length, devSentences: dev.length, testSentences: testAll.length, probeTrainSentences: probeTrain.length, probeEvalSentences: probeEval.length },
     baseline,
-    amnesic: { steps: summary.steps, medianStepMs: summary.medianStepMs, model: summary.model, curve, lastEval: summary.lastEval },
-    after,
-    trainability: { freshParams: tOrig.params, original: tOrig.run, amnesic: tAmn.run },
+    perSeed,
+    trainability: { seed: seeds[0], freshParams: tOrig.params, original: tOrig.run, amnesic: tAmn.run },
     findings,
     timings,
   };
 }
 
+
+function seedFindings(baseline: StageResult, after: StageResult, adv: string, tgt: string): SeedFindings {
+  const pb = baseline.probes[adv];
+  const pa = after.probes[adv];
+  return {
+    adversaryProbeAfter: pa.accuracy,
+    leakage: pa.accuracy - pa.majority.accuracy,
+    adversaryControlAfter: pa.control?.accuracy ?? NaN,
+    adversarySelectivityAfter: pa.selectivity ?? NaN,
+    removedFraction: pb.accuracy - pb.majority.accuracy > 0 ? (pb.accuracy - pa.accuracy) / (pb.accuracy - pb.majority.accuracy) : 0,
+    adversaryHeadAfter: after.heads[adv].accuracy,
+    targetHeadAfter: after.heads[tgt].accuracy,
+    targetHeadNonMajorityAfter: after.heads[tgt].nonMajorityAccuracy,
+  };
+}

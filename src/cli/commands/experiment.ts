@@ -20,7 +20,7 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
     y
       .positional('config', { type: 'string', describe: 'JSON config overriding the defaults (model, data, heads, λ, steps, seeds, probe)' })
       .option('out', { type: 'string', default: 'grl-experiment', describe: 'Report folder: report.json, report.html, summary.md, runs/' })
-      .option('quick', { type: 'boolean', describe: 'Tiny step counts, same code path (under a minute)' })
+      .option('quick', { type: 'boolean', describe: 'Tiny step counts and one training seed (unless the config sets seeds.train), same code path (under a minute)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
       .option('json', { type: 'boolean', describe: 'Print the findings and report paths as JSON on stdout' })
       .example('$0 experiment', 'the whole experiment on the shipped model and data')
@@ -28,7 +28,7 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
   handler: async (args, io) => {
     const { loadConfigFile, resolveConfig } = await import('../../experiment/config');
     const { runExperiment } = await import('../../experiment/run');
-    const { writeReport } = await import('../../experiment/report');
+    const { writeReport, spreadText } = await import('../../experiment/report');
     const cfg = resolveConfig(args.config ? loadConfigFile(args.config) : undefined, !!args.quick);
     if (args.threads) cfg.threads = args.threads;
     const tty = !!(process.stderr as { isTTY?: boolean }).isTTY && io.stderr === process.stderr;
@@ -74,10 +74,16 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
       return;
     }
     const f = report.findings;
+    const a = f.after;
+    const n = report.perSeed.length;
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-    io.stdout.write(`${report.model.adversary} probe: ${pct(f.adversaryProbeBefore)} → ${pct(f.adversaryProbeAfter)} (majority ${pct(f.adversaryMajority)}, leakage ${(f.leakage * 100).toFixed(1)} pp)\n`);
-    io.stdout.write(`${report.model.target} head dev accuracy: ${pct(f.targetHeadBefore)} → ${pct(f.targetHeadAfter)} (non-majority tokens ${pct(f.targetHeadNonMajorityBefore)} → ${pct(f.targetHeadNonMajorityAfter)})\n`);
-    io.stdout.write(`fresh ${report.model.adversary} head after ${report.config.trainability.steps} steps: original ${pct(f.trainabilityFinalOriginal)}, amnesic ${pct(f.trainabilityFinalAmnesic)}\n`);
+    const pp = (x: number) => `${(x * 100).toFixed(1)} pp`;
+    const { adversary: adv, target: tgt } = report.model;
+    io.stdout.write(`${adv} probe: ${pct(f.adversaryProbeBefore)} → ${spreadText(a.adversaryProbeAfter, n, pct)} (majority ${pct(f.adversaryMajority)}, leakage ${spreadText(a.leakage, n, pp)})\n`);
+    io.stdout.write(`${adv} probe after, control ${spreadText(a.adversaryControlAfter, n, pct)}, selectivity ${spreadText(a.adversarySelectivityAfter, n, pp)}\n`);
+    io.stdout.write(`${tgt} head dev accuracy: ${pct(f.targetHeadBefore)} → ${spreadText(a.targetHeadAfter, n, pct)} (non-majority tokens ${pct(f.targetHeadNonMajorityBefore)} → ${spreadText(a.targetHeadNonMajorityAfter, n, pct)})\n`);
+    if (n > 1) io.stdout.write(`per seed: ${report.perSeed.map((s) => `seed ${s.seed}: ${adv} probe ${pct(s.findings.adversaryProbeAfter)}, ${tgt} dev ${pct(s.findings.targetHeadAfter)}`).join('; ')}\n`);
+    io.stdout.write(`fresh ${adv} head after ${report.config.trainability.steps} steps: original ${pct(f.trainabilityFinalOriginal)}, amnesic (seed ${f.trainabilitySeed}) ${pct(f.trainabilityFinalAmnesic)}\n`);
     io.stdout.write(`report: ${files.html}\nsummary: ${files.summary}\ndata: ${files.json}\n(${report.timings.total} s)\n`);
   },
 };
