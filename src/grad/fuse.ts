@@ -23,11 +23,12 @@ export interface FuseSource extends ConstantSource {
   uniqueName(base: string): string;
 }
 
-/** LayerNormalization needs opset 17; the caller raises the training opset when something was fused. */
-export const LAYER_NORM_OPSET = 17;
-
-/** Returns the node list with each matched decomposition replaced by one LayerNormalization. */
-export function fuseLayerNorms(nodes: NodeProto[], graphOutputs: Set<string>, src: FuseSource): { nodes: NodeProto[]; fused: number } {
+/**
+ * Pattern-matching helpers shared by the fusions: the consumers of each tensor, `only(t, op)`
+ * (t's single consumer, when it is a default-domain `op` and t is not a graph output, so the
+ * intermediate may disappear), a node's first output, and a constant scalar's value.
+ */
+function matcher(nodes: NodeProto[], graphOutputs: Set<string>, src: FuseSource) {
   const consumers = new Map<string, NodeProto[]>();
   for (const n of nodes) for (const i of n.input ?? []) if (i) consumers.set(i, [...(consumers.get(i) ?? []), n]);
   const only = (t: string, op: string): NodeProto | undefined => {
@@ -39,6 +40,15 @@ export function fuseLayerNorms(nodes: NodeProto[], graphOutputs: Set<string>, sr
     const v = constantNumbers(src, t);
     return v && v.length === 1 ? v[0] : undefined;
   };
+  return { consumers, only, out, scalar };
+}
+
+/** LayerNormalization needs opset 17; the caller raises the training opset when something was fused. */
+export const LAYER_NORM_OPSET = 17;
+
+/** Returns the node list with each matched decomposition replaced by one LayerNormalization. */
+export function fuseLayerNorms(nodes: NodeProto[], graphOutputs: Set<string>, src: FuseSource): { nodes: NodeProto[]; fused: number } {
+  const { consumers, only, out, scalar } = matcher(nodes, graphOutputs, src);
   const lastAxis = (n: NodeProto, x: string): boolean => {
     if (attrInt(n, 'keepdims', 1) !== 1) return false;
     const axes = n.input?.[1] ? constantNumbers(src, n.input[1]) : attrInts(n, 'axes');
@@ -109,17 +119,7 @@ export const GELU_OPSET = 20;
  * The same exactness conditions as the LayerNorm fusion apply.
  */
 export function fuseGelus(nodes: NodeProto[], graphOutputs: Set<string>, src: FuseSource): { nodes: NodeProto[]; fused: number } {
-  const consumers = new Map<string, NodeProto[]>();
-  for (const n of nodes) for (const i of n.input ?? []) if (i) consumers.set(i, [...(consumers.get(i) ?? []), n]);
-  const only = (t: string, op: string): NodeProto | undefined => {
-    const c = consumers.get(t) ?? [];
-    return c.length === 1 && c[0].op_type === op && !c[0].domain && !graphOutputs.has(t) ? c[0] : undefined;
-  };
-  const out = (n: NodeProto) => n.output?.[0] ?? '';
-  const scalar = (t: string) => {
-    const v = constantNumbers(src, t);
-    return v && v.length === 1 ? v[0] : undefined;
-  };
+  const { consumers, only, out, scalar } = matcher(nodes, graphOutputs, src);
   // float32 rounding of sqrt(2) and 1/sqrt(2) as exporters store them.
   const near = (v: number | undefined, want: number) => v !== undefined && Math.abs(v - want) <= 1e-6 * want;
   const other = (n: NodeProto, t: string) => (n.input?.length === 2 ? (n.input[0] === t ? n.input[1] : n.input[1] === t ? n.input[0] : undefined) : undefined);

@@ -2,36 +2,18 @@
 // LayerNorms of an opset-14 export become LayerNormalization-17 nodes, the training
 // graph computes the same losses and gradients as without fusion (both run in
 // onnxruntime), and a chain whose intermediate is needed elsewhere is left alone.
-import * as ort from 'onnxruntime-node';
-import { loadModel, serializeModel, Model } from '../../src/onnx/io';
-import { tensorToFloat32, float32Tensor } from '../../src/onnx/tensor';
+import { loadModel, Model } from '../../src/onnx/io';
+import { float32Tensor } from '../../src/onnx/tensor';
 import { buildTrainingGraph, TrainingGraph } from '../../src/grad/training';
 import { fuseLayerNorms } from '../../src/grad/fuse';
 import { NodeProto } from '../../src/onnx/proto';
 import { makeTensor } from '../../src/onnx/tensor';
 import { DataType } from '../../src/onnx/proto';
 import { modelPath } from '../fixtures/reference';
-import { rng } from '../helpers/build';
+import { runTaggerTraining } from '../helpers/training';
 
-const B = 3;
-const T = 7;
 
-async function runTraining(model: Model, tg: TrainingGraph): Promise<Record<string, Float32Array>> {
-  const r = rng(5);
-  const ints = (f: () => number) => new ort.Tensor('int64', BigInt64Array.from({ length: B * T }, () => BigInt(f())), [B, T]);
-  const feeds: Record<string, ort.Tensor> = {
-    input_ids: ints(() => Math.floor(r() * 128)),
-    attention_mask: ints(() => (r() < 0.85 ? 1 : 0)),
-    token_type_ids: ints(() => (r() < 0.5 ? 1 : 0)),
-    pos: ints(() => Math.floor(r() * 17)),
-  };
-  const inits = new Map((model.proto.graph?.initializer ?? []).map((t) => [t.name, t]));
-  for (const p of tg.params) if (p.trainable) feeds[p.name] = new ort.Tensor('float32', tensorToFloat32(inits.get(p.name)!), p.dims);
-  const s = await ort.InferenceSession.create(serializeModel(tg.training));
-  const out = await s.run(feeds);
-  await s.release();
-  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
-}
+const runTraining = (model: Model, tg: TrainingGraph) => runTaggerTraining(model, tg, 5);
 
 describe('LayerNorm fusion', () => {
   const model = loadModel(modelPath('tagger-opset14'));

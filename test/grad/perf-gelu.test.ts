@@ -2,16 +2,15 @@
 // backward (src/grad/rules/Gelu.ts): every exporter ordering of 0.5 * x * (1 + erf(x/sqrt2))
 // becomes one Gelu-20 node, only when raising the opset to 20 changes no other node's
 // meaning, and the fused training graph gives the same losses and gradients.
-import * as ort from 'onnxruntime-node';
-import { loadModel, serializeModel, Model } from '../../src/onnx/io';
-import { tensorToFloat32, float32Tensor, makeTensor } from '../../src/onnx/tensor';
+import { loadModel, Model } from '../../src/onnx/io';
+import { float32Tensor, makeTensor } from '../../src/onnx/tensor';
 import { buildTrainingGraph, TrainingGraph } from '../../src/grad/training';
 import { fuseGelus, opsetRaiseBlockers } from '../../src/grad/fuse';
 import { DataType, NodeProto, TensorProto } from '../../src/onnx/proto';
 import { A, makeAttrs } from '../../src/onnx/attrs';
 import { modelPath } from '../fixtures/reference';
-import { rng } from '../helpers/build';
 import { gradCheckBoth } from '../helpers/gradcheck';
+import { runTaggerTraining } from '../helpers/training';
 
 const n = (op: string, input: string[], output: string, attrs: NodeProto['attribute'] = []): NodeProto => ({ name: `/ffn/${output}`, op_type: op, input, output: [output], attribute: attrs });
 const scalars: TensorProto[] = [
@@ -83,24 +82,7 @@ describe('erf-GELU fusion', () => {
 });
 
 describe('erf-GELU fusion in the training graph', () => {
-  const B = 3;
-  const T = 7;
-  async function runTraining(model: Model, tg: TrainingGraph): Promise<Record<string, Float32Array>> {
-    const r = rng(11);
-    const ints = (f: () => number) => new ort.Tensor('int64', BigInt64Array.from({ length: B * T }, () => BigInt(f())), [B, T]);
-    const feeds: Record<string, ort.Tensor> = {
-      input_ids: ints(() => Math.floor(r() * 128)),
-      attention_mask: ints(() => (r() < 0.85 ? 1 : 0)),
-      token_type_ids: ints(() => (r() < 0.5 ? 1 : 0)),
-      pos: ints(() => Math.floor(r() * 17)),
-    };
-    const inits = new Map((model.proto.graph?.initializer ?? []).map((t) => [t.name, t]));
-    for (const p of tg.params) if (p.trainable) feeds[p.name] = new ort.Tensor('float32', tensorToFloat32(inits.get(p.name)!), p.dims);
-    const s = await ort.InferenceSession.create(serializeModel(tg.training));
-    const out = await s.run(feeds);
-    await s.release();
-    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
-  }
+  const runTraining = (model: Model, tg: TrainingGraph) => runTaggerTraining(model, tg, 11);
   const ops = (tg: TrainingGraph) => tg.training.graph!.node!.map((m) => m.op_type);
   const version = (tg: TrainingGraph) => tg.training.opset_import!.find((o) => !o.domain)!.version;
 
