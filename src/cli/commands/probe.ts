@@ -33,7 +33,8 @@ export function defaultEvalFile(data: string, given?: string): string {
   }
   const dev = path.join(path.dirname(data), 'dev.jsonl');
   if (path.resolve(dev) !== path.resolve(data) && fs.existsSync(dev)) return dev;
-  throw new GrlError(`no held-out split: give --eval FILE (there is no dev.jsonl next to ${data})`);
+  const why = path.resolve(dev) === path.resolve(data) ? `${data} is itself the default held-out split` : `there is no dev.jsonl next to ${data}`;
+  throw new GrlError(`no held-out split: give --eval FILE, a different split (${why})`);
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
