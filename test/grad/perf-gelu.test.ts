@@ -10,7 +10,7 @@ import { DataType, NodeProto, TensorProto } from '../../src/onnx/proto';
 import { A, makeAttrs } from '../../src/onnx/attrs';
 import { modelPath } from '../fixtures/reference';
 import { gradCheckBoth } from '../helpers/gradcheck';
-import { runTaggerTraining } from '../helpers/training';
+import { expectSameTraining } from '../helpers/training';
 
 const n = (op: string, input: string[], output: string, attrs: NodeProto['attribute'] = []): NodeProto => ({ name: `/ffn/${output}`, op_type: op, input, output: [output], attribute: attrs });
 const scalars: TensorProto[] = [
@@ -82,7 +82,6 @@ describe('erf-GELU fusion', () => {
 });
 
 describe('erf-GELU fusion in the training graph', () => {
-  const runTraining = (model: Model, tg: TrainingGraph) => runTaggerTraining(model, tg, 11);
   const ops = (tg: TrainingGraph) => tg.training.graph!.node!.map((m) => m.op_type);
   const version = (tg: TrainingGraph) => tg.training.opset_import!.find((o) => !o.domain)!.version;
 
@@ -95,19 +94,7 @@ describe('erf-GELU fusion in the training graph', () => {
       expect(ops(plain)).not.toContain('Gelu');
       expect(version(fused)).toBe(20);
       expect(version(plain)).toBe(17);
-      const a = await runTraining(model, fused);
-      const b = await runTraining(model, plain);
-      expect(a[fused.outputs.loss][0]).toBeCloseTo(b[plain.outputs.loss][0], 5);
-      expect(Object.keys(fused.outputs.grads)).toEqual(Object.keys(plain.outputs.grads));
-      for (const p of Object.keys(plain.outputs.grads)) {
-        const ga = a[fused.outputs.grads[p]];
-        const gb = b[plain.outputs.grads[p]];
-        const scale = Math.max(...Array.from(gb, Math.abs), 1e-6);
-        let worst = 0;
-        for (let k = 0; k < gb.length; k++) worst = Math.max(worst, Math.abs(ga[k] - gb[k]));
-        // As in fuse.test.ts: the key bias's true gradient is 0, float noise there.
-        expect([p, worst <= 1e-4 * scale + 1e-6]).toEqual([p, true]);
-      }
+      await expectSameTraining(model, fused, plain, 11);
     });
   }
 

@@ -22,3 +22,23 @@ export async function runTaggerTraining(model: Model, tg: TrainingGraph, seed: n
   await s.release();
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
 }
+
+/**
+ * Two training graphs of the same model give the same loss and every parameter gradient
+ * to 1e-4 of that gradient's largest value (a zero true gradient, like an attention key
+ * bias's, leaves only float noise, hence the small absolute floor).
+ */
+export async function expectSameTraining(model: Model, a: TrainingGraph, b: TrainingGraph, seed: number): Promise<void> {
+  const ra = await runTaggerTraining(model, a, seed);
+  const rb = await runTaggerTraining(model, b, seed);
+  expect(ra[a.outputs.loss][0]).toBeCloseTo(rb[b.outputs.loss][0], 5);
+  expect(Object.keys(a.outputs.grads)).toEqual(Object.keys(b.outputs.grads));
+  for (const p of Object.keys(b.outputs.grads)) {
+    const ga = ra[a.outputs.grads[p]];
+    const gb = rb[b.outputs.grads[p]];
+    const scale = Math.max(...Array.from(gb, Math.abs), 1e-6);
+    let worst = 0;
+    for (let k = 0; k < gb.length; k++) worst = Math.max(worst, Math.abs(ga[k] - gb[k]));
+    expect([p, worst <= 1e-4 * scale + 1e-6]).toEqual([p, true]);
+  }
+}
