@@ -2,9 +2,11 @@
 // X at the gathered positions; a repeated index (the same token id twice in
 // an embedding lookup) accumulates, hence reduction='add' (opset 16, which
 // training graphs import at least). Negative indices are wrapped first.
-//  - axis 0 (embeddings): ScatterND with indices [N, 1] and dY as [N, ...rest];
-//  - other axes: dY as [...before, N, ...after] and ScatterElements along the
-//    axis with the indices broadcast to that shape.
+//  dY as [...before, N, ...after] and ScatterElements along the axis with the
+//  indices broadcast to that shape, for every axis including 0 (embeddings).
+//  Not ScatterND: onnxruntime's multi-threaded ScatterND(reduction='add') loses
+//  updates when many rows add into the same row (a token-type table, [PAD],
+//  frequent words), giving wrong and run-to-run varying gradients.
 // Scalar and multi-dim indices both flatten to N; shapes come from Shape(X).
 import { A } from '../../onnx/attrs';
 import { asInt64, dimAt, dimsAfter, dimsBefore, int64Fill, shapeOf, wrapNegative, zerosOfShape } from '../shapeOps';
@@ -22,12 +24,6 @@ export const Gather: RuleEntry = {
     const zeros = zerosOfShape(emit, shapeOf(ctx, x));
     const indices = wrapNegative(emit, asInt64(emit, ctx.input(1), 'indices_i64'), dimAt(ctx, x, axis), 'indices');
     const minusOne = emit.int64s([-1], 'minus_one');
-    if (axis === 0) {
-      const rows = emit.reshape(indices, emit.int64s([-1, 1], 'column'), 'rows');
-      const dyShape = emit.op('Concat', [minusOne, dimsAfter(ctx, x, 0)], { axis: A.int(0) }, 'dy_rows_shape');
-      const dyRows = emit.op('Reshape', [dy, dyShape], undefined, 'dy_rows');
-      return [emit.op('ScatterND', [zeros, rows, dyRows], { reduction: A.string('add') }, 'dx'), null];
-    }
     const before = dimsBefore(ctx, x, axis);
     const after = dimsAfter(ctx, x, axis);
     const dyShape = emit.op('Concat', [before, minusOne, after], { axis: A.int(0) }, 'dy_flat_shape');
