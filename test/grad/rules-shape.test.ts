@@ -1,6 +1,8 @@
 // Finite-difference checks (static and symbolic shapes) of the shape and
 // data-movement gradient rules, plus small hand-computed cases with exact values.
-import { A } from '../../src/onnx/attrs';
+import { A, makeAttrs } from '../../src/onnx/attrs';
+import { Emitter } from '../../src/grad/emit';
+import { makeRuleContext } from '../../src/grad/context';
 import { GrlError } from '../../src/onnx/errors';
 import { findRule } from '../../src/grad/rules';
 import { CaseInput, GradCase, GradCheckResult, gradCheck, gradCheckBoth } from '../helpers/gradcheck';
@@ -172,7 +174,54 @@ describe('Gather gradient', () => {
       expect(dx[5]).toBeCloseTo(dy[3] + dy[4], 6);
     });
   });
+  // Static small tables take the one-hot Gemm path, symbolic ones ScatterElements:
+  // gradCheckBoth runs each case through both.
+  it('rank-3 table on axis 0 with repeated, negative and dynamic 2-D indices', async () => {
+    await gradCheckBoth({ op: 'Gather', inputs: [f(3, 2, 4), ci([2, -1, 0, 2], [2, 2])] });
+    await gradCheckBoth({ op: 'Gather', inputs: [f(3, 2, 4), di([-3, 1, 1], [3, 1])] });
+    await gradCheckBoth({ op: 'Gather', inputs: [f(3, 2, 4), di([-1], [])] });
+  });
+  it('rank-1 table with a scalar index', async () => {
+    await gradCheckBoth({ op: 'Gather', inputs: [f(5), di([-4], [])] });
+  });
+  it('a 65-row table (just past the one-hot limit) with repeated and negative indices', async () => {
+    await gradCheckBoth({ op: 'Gather', inputs: [f(65, 3), ci([64, -1, 0, 7, 7, -65], [2, 3])] });
+  });
+  it('sums repeated rows of a rank-3 table exactly (hand-checked)', async () => {
+    // ids [[2, -1], [0, 2]] into a 3 x 1 x 2 table: row 2 three times, row 0 once, row 1 never.
+    await bothExact({ op: 'Gather', inputs: [f(3, 1, 2), ci([2, -1, 0, 2], [2, 2])] }, (r) => {
+      const dy = r.dys[0]; // [2, 2, 1, 2]
+      const dx = r.grads.get(0)!;
+      expect(dx[0]).toBe(dy[4]);
+      expect(dx[1]).toBe(dy[5]);
+      expect(Array.from(dx.subarray(2, 4))).toEqual([0, 0]);
+      expect(dx[4]).toBeCloseTo(dy[0] + dy[2] + dy[6], 6);
+      expect(dx[5]).toBeCloseTo(dy[1] + dy[3] + dy[7], 6);
+    });
+  });
+  it('uses the one-hot product for small static tables on axis 0 and the scatter otherwise', () => {
+    const gemm = ['Gemm'];
+    const scatter = ['ScatterElements'];
+    expect(gatherGradOps([2, 256], 0)).toEqual(gemm);
+    expect(gatherGradOps([64, 8], 0)).toEqual(gemm);
+    expect(gatherGradOps([5], -1)).toEqual(gemm);
+    expect(gatherGradOps([3, 2, 4], -3)).toEqual(gemm);
+    expect(gatherGradOps([65, 8], 0)).toEqual(scatter);
+    expect(gatherGradOps([512, 256], 0)).toEqual(scatter);
+    expect(gatherGradOps([2, 3], 1)).toEqual(scatter);
+    expect(gatherGradOps(['v', 256], 0)).toEqual(scatter);
+    expect(gatherGradOps(undefined, 0)).toEqual(scatter);
+  });
 });
+
+/** Which of Gemm / ScatterElements the Gather rule emits for a table of static shape `dims`. */
+function gatherGradOps(dims: (number | string)[] | undefined, axis: number): string[] {
+  const node = { name: 'g', op_type: 'Gather', input: ['table', 'ids'], output: ['y'], attribute: makeAttrs({ axis: A.int(axis) }) };
+  const emit = new Emitter({ uniqueName: (b) => b }, 'g/grad', (n) => (n === 'table' ? dims : undefined));
+  const ctx = makeRuleContext({ node, opset: 17, gradOutputs: ['dy'], needsGrad: (i) => i === 0, emit, constants: { initializer: () => undefined, producer: () => undefined }, shape: (n) => emit.shapeOf(n) });
+  findRule('Gather')!.rule(ctx);
+  return emit.nodes.map((n) => n.op_type!).filter((op) => op === 'Gemm' || op === 'ScatterElements');
+}
 
 describe('Expand gradient', () => {
   it('rank increase and size-1 broadcast', async () => {
