@@ -59,6 +59,7 @@ async function main() {
   const session = await TrainingSession.create({ artifactsDir: dir, ...(backend ? { optimizerBackend: backend } : {}) }, C.sessionOptions());
   const rssTrain = rss();
   const nParams = session.getParametersSize(true);
+  const kernel = session.updateKernel;
   const trainFeeds = { ...batch.inputs, ...batch.labels };
   let lastLoss = NaN;
   const parts = { train: [], optimizer: [], reset: [] };
@@ -86,7 +87,7 @@ async function main() {
   const ratio = s / f;
   const modelBytes = fs.statSync(modelFile).size;
   console.log(`model: ${path.relative(C.ROOT, modelFile)}, ${(modelBytes / 1e6).toFixed(1)} MB, ${nParams.toLocaleString('en')} trainable parameters (${C.mib(nParams * 4)} each for parameters, gradients and the two AdamW moments); artifacts built in ${(artifactsMs / 1000).toFixed(1)} s`);
-  console.log(`workload: AdamW, batch ${BATCH} x ${TOKENS}, optimizer backend ${backend ?? 'default'}, ${RUNS} interleaved runs after ${WARMUP} warm-up; loss after the last step ${Number(lastLoss).toFixed(4)}`);
+  console.log(`workload: AdamW, batch ${BATCH} x ${TOKENS}, optimizer backend ${backend ?? 'default'} (update kernel ${kernel}), ${RUNS} interleaved runs after ${WARMUP} warm-up; loss after the last step ${Number(lastLoss).toFixed(4)}`);
   console.log(`  inference forward   median ${f.toFixed(1)} ms  (min ${Math.min(...times.forward).toFixed(1)})`);
   console.log(`  training step       median ${s.toFixed(1)} ms  (min ${Math.min(...times['training step']).toFixed(1)})`);
   const part = (k) => C.median(parts[k].slice(WARMUP)).toFixed(1);
@@ -99,7 +100,7 @@ async function main() {
     '',
     `Machine: ${C.machineLine(machineAtStart)}.`,
     '',
-    `BERT-like tagger (d=256, 4 layers, 4 heads, FFN 1024, vocab 8000, heads pos/ner), ${(modelBytes / 1e6).toFixed(1)} MB, ${nParams.toLocaleString('en')} trainable parameters; AdamW, batch ${BATCH} x ${TOKENS}, optimizer backend ${backend ?? 'default'}, ${RUNS} interleaved runs after ${WARMUP} warm-up, same session options for both:`,
+    `BERT-like tagger (d=256, 4 layers, 4 heads, FFN 1024, vocab 8000, heads pos/ner), ${(modelBytes / 1e6).toFixed(1)} MB, ${nParams.toLocaleString('en')} trainable parameters; AdamW, batch ${BATCH} x ${TOKENS}, optimizer backend ${backend ?? 'default'} (update kernel ${kernel}), ${RUNS} interleaved runs after ${WARMUP} warm-up, same session options for both:`,
     '',
     '| | median | min |',
     '|---|---|---|',
@@ -110,7 +111,7 @@ async function main() {
     `Ratio of medians **${ratio.toFixed(2)}x** (target <= ${TARGET_RATIO}x: ${ratio <= TARGET_RATIO ? 'met' : `missed by ${(ratio - TARGET_RATIO).toFixed(2)}x`}). Peak RSS **${C.mib(peak)}** (the process holds the inference session too).`,
   ].join('\n'));
   fs.writeFileSync(path.join(C.OUT, 'bench-train.json'), `${JSON.stringify({
-    machine: m, batch: BATCH, tokens: TOKENS, runs: RUNS, backend: backend ?? 'default',
+    machine: m, batch: BATCH, tokens: TOKENS, runs: RUNS, backend: backend ?? 'default', updateKernel: kernel,
     forwardMs: f, stepMs: s, ratio, peakRssBytes: peak, modelBytes, trainableParameters: nParams,
   }, null, 1)}\n`);
 }

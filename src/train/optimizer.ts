@@ -24,6 +24,7 @@ import { A, AttrValue, makeAttrs } from '../onnx/attrs';
 import { makeTensor } from '../onnx/tensor';
 import { Graph } from '../onnx/graph';
 import { GrlError } from '../onnx/errors';
+import { kernelsFor } from './kernels/wasm';
 
 export type OptimizerKind = 'adamw' | 'sgd';
 
@@ -192,20 +193,47 @@ export interface FlatOptimizerState {
 }
 
 /**
- * The same update as the optimizer model, fused into one JS loop over the buffers in
- * place (two with clipping: the norm comes first). Measured ~5x faster than the ONNX
- * graph on CPU (scripts/bench-session.js), and onnxruntime-node's binding copies
- * every fetched output, which this path avoids. Returns the pre-clip gradient norm.
+ * The same update as the optimizer model, fused into one pass over the buffers in place
+ * after a pass for the gradient norm. When the buffers live in a KernelArena it runs in
+ * WebAssembly SIMD in float32, operation for operation as torch.optim does (~6 ms for
+ * 5.4M parameters); otherwise in one JS loop (~30 ms). The ONNX optimizer graph is
+ * slower than both on CPU (scripts/bench-session.js), and onnxruntime-node's binding
+ * copies every fetched output, which this path avoids. Returns the pre-clip gradient
+ * norm; non-finite gradients leave parameters and moments untouched.
  */
 export function fusedOptimizerStep(kind: OptimizerKind, s: FlatOptimizerState): number {
+  const kernels = kernelsFor(s.params, s.gradients, ...s.states);
+  return kernels ? wasmStep(kernels, kind, s) : jsStep(kind, s);
+}
+
+function clipScale(h: OptimizerHyperparameters, norm: number): number {
+  return h.maxGradNorm > 0 ? Math.min(h.maxGradNorm / (norm + 1e-6), 1) : 1;
+}
+
+function wasmStep(k: NonNullable<ReturnType<typeof kernelsFor>>, kind: OptimizerKind, s: FlatOptimizerState): number {
+  const { params: p, gradients: g, hyper: h, learningRate: lr } = s;
+  const n = p.length;
+  const norm = Math.sqrt(k.sumsq(g.byteOffset, n));
+  if (!Number.isFinite(norm)) return norm;
+  const scale = clipScale(h, norm);
+  if (kind === 'adamw') {
+    const [m, v] = s.states;
+    k.adamw(p.byteOffset, g.byteOffset, m.byteOffset, v.byteOffset, n, scale, 1 - lr * h.weightDecay,
+      h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2, -(lr / (1 - h.beta1 ** s.step)), Math.sqrt(1 - h.beta2 ** s.step), h.eps);
+  } else {
+    k.sgd(p.byteOffset, g.byteOffset, s.states[0].byteOffset, n, scale, h.weightDecay, h.momentum, -lr);
+  }
+  return norm;
+}
+
+function jsStep(kind: OptimizerKind, s: FlatOptimizerState): number {
   const { params: p, gradients: g, hyper: h, learningRate: lr } = s;
   const n = p.length;
   let sumSq = 0;
   let scale = 1;
   if (h.maxGradNorm > 0) {
     for (let i = 0; i < n; i++) sumSq += g[i] * g[i];
-    const norm = Math.sqrt(sumSq);
-    scale = Math.min(h.maxGradNorm / (norm + 1e-6), 1);
+    scale = clipScale(h, Math.sqrt(sumSq));
   }
   // The global norm is needed for the report anyway; without clipping it is summed in a
   // separate tight pass so the update loop has no per-element branch.

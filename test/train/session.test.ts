@@ -67,6 +67,7 @@ describe.each([['js'], ['onnx']] as const)('TrainingSession (optimizer backend %
     expect(s.evalInputNames).toEqual(['x', 'adv']);
     expect(s.evalOutputNames).toEqual(['loss', 'loss.adv', 'correct.adv', 'count.adv']);
     expect(s.getLambdas()).toEqual({ adv: 0.5 });
+    expect(s.updateKernel).toBe(backend === 'js' ? 'wasm-simd' : 'onnx');
     expect(s.getParametersSize(true)).toBe(D * H + H * C + C);
     expect(s.getParametersSize(false)).toBe(D * H + H * C + C + H);
     expect(s.parameterLayout.map((p) => [p.name, p.offset, p.size])).toEqual([['E', 0, 12], ['W', 12, 12], ['b', 24, 3]]);
