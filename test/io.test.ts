@@ -11,6 +11,9 @@ import { DATA_LOCATION_EXTERNAL, messageType } from '../src/onnx/proto';
 import { isExternal, tensorByteLength, tensorBytes } from '../src/onnx/tensor';
 import { expectSameOutputs, feedsFor, fixturePaths, runOrt } from './helpers/models';
 import { rng } from './helpers/build';
+import { patchModel } from '../src/patch/patch';
+import { isGrlNode } from '../src/patch/heads';
+import { runCli } from '../src/cli/main';
 
 let dir: string;
 beforeEach(() => {
@@ -218,5 +221,98 @@ describe('automatic external data', () => {
     expect(ext.length).toBeGreaterThan(10);
     const orig = new Map(src.proto.graph!.initializer!.map((t) => [t.name, t]));
     for (const t of back.proto.graph!.initializer!) expect(Buffer.from(tensorBytes(t, back.baseDir)).equals(Buffer.from(tensorBytes(orig.get(t.name)!, src.baseDir)))).toBe(true);
+  });
+});
+
+describe('in-place save of a model with external data', () => {
+  const FRESH = /^m\.onnx\.[0-9a-f]{8}\.data$/;
+  /** m.onnx + m.onnx.data in the temp dir, and the bytes and ORT outputs of the original. */
+  async function externalCopy() {
+    const m = path.join(dir, 'm.onnx');
+    saveModel(loadModel(TAGGER), m, { externalData: { threshold: 1024 } });
+    const loaded = loadModel(m);
+    const bytes = new Map(loaded.proto.graph!.initializer!.map((t) => [t.name, Buffer.from(tensorBytes(t, loaded.baseDir))]));
+    const feeds = feedsFor(loaded.proto);
+    return { m, bytes, feeds, outputs: await runOrt(m, feeds) };
+  }
+  function expectWeights(file: string, bytes: Map<string | undefined, Buffer>): void {
+    const back = loadModel(file);
+    const inits = back.proto.graph!.initializer!;
+    expect(inits.filter(isExternal).length).toBeGreaterThan(10);
+    expect(inits.map((t) => t.name).sort()).toEqual([...bytes.keys()].sort());
+    for (const t of inits) expect([t.name, Buffer.from(tensorBytes(t, back.baseDir)).equals(bytes.get(t.name)!)]).toEqual([t.name, true]);
+  }
+  const grlCount = (file: string) => loadModel(file).proto.graph!.node!.filter(isGrlNode).length;
+
+  afterEach(() => jest.restoreAllMocks());
+
+  it('writes fresh data, then the model, then deletes the old data; a second save goes back to <model>.data', async () => {
+    const { m, bytes, feeds, outputs } = await externalCopy();
+    saveModel(patchModel(loadModel(m), { heads: [{ name: 'pos' }] }).model, m);
+    const files = fs.readdirSync(dir).sort();
+    expect(files).toHaveLength(2);
+    expect(files[0]).toBe('m.onnx');
+    expect(files[1]).toMatch(FRESH);
+    expect(grlCount(m)).toBe(1);
+    expectWeights(m, bytes);
+    expectSameOutputs(await runOrt(m, feeds), outputs);
+    // In place again: the free default name is used and the fresh file is gone.
+    saveModel(patchModel(loadModel(m), { heads: [], remove: true }).model, m);
+    expect(fs.readdirSync(dir).sort()).toEqual(['m.onnx', 'm.onnx.data']);
+    expect(grlCount(m)).toBe(0);
+    expectWeights(m, bytes);
+    expectSameOutputs(await runOrt(m, feeds), outputs);
+  });
+
+  it('grl-onnx patch --in-place on a model with external data', async () => {
+    const { m, bytes, feeds, outputs } = await externalCopy();
+    let err = '';
+    const code = await runCli(['patch', m, '--head', 'pos', '--in-place'], { stdout: { write: () => true, isTTY: true }, stderr: { write: (t) => (err += t) } });
+    expect(err).toMatch(/wrote .*m\.onnx\n$/);
+    expect(code).toBe(0);
+    expect(fs.readdirSync(dir).sort()).toEqual(['m.onnx', expect.stringMatching(FRESH)]);
+    expect(grlCount(m)).toBe(1);
+    expectWeights(m, bytes);
+    expectSameOutputs(await runOrt(m, feeds), outputs);
+  });
+
+  it('a crash at the model rename leaves the original model with its original data, and no new files', async () => {
+    const { m, bytes, feeds, outputs } = await externalCopy();
+    const before = { model: fs.readFileSync(m), data: fs.readFileSync(`${m}.data`) };
+    const rename = fs.renameSync;
+    const renamed: string[] = [];
+    // The fs module object itself (the `import * as fs` namespace has read-only bindings).
+    jest.spyOn(require('fs') as typeof fs, 'renameSync').mockImplementation((from, to) => {
+      if (path.resolve(String(to)) === path.resolve(m)) throw Object.assign(new Error('simulated crash'), { code: 'EIO' });
+      renamed.push(path.basename(String(to)));
+      rename(from, to);
+    });
+    expect(() => saveModel(patchModel(loadModel(m), { heads: [{ name: 'pos' }] }).model, m)).toThrow('simulated crash');
+    jest.restoreAllMocks();
+    // The new data had been renamed into place under its fresh name before the model rename failed.
+    expect(renamed).toEqual([expect.stringMatching(FRESH)]);
+    expect(fs.readdirSync(dir).sort()).toEqual(['m.onnx', 'm.onnx.data']);
+    expect(fs.readFileSync(m).equals(before.model)).toBe(true);
+    expect(fs.readFileSync(`${m}.data`).equals(before.data)).toBe(true);
+    expect(grlCount(m)).toBe(0);
+    expectWeights(m, bytes);
+    expectSameOutputs(await runOrt(m, feeds), outputs);
+  });
+
+  it('saving next to a model whose data has the output\'s name leaves that data alone', async () => {
+    const { m, bytes, feeds, outputs } = await externalCopy();
+    // b.onnx reads m.onnx.data; saving a copy of it as m.onnx must not overwrite that file.
+    const b = path.join(dir, 'b.onnx');
+    fs.renameSync(m, b);
+    const data = fs.readFileSync(`${m}.data`);
+    saveModel(loadModel(b), m);
+    expect(fs.readFileSync(`${m}.data`).equals(data)).toBe(true);
+    const files = fs.readdirSync(dir);
+    expect(files.filter((f) => !FRESH.test(f)).sort()).toEqual(['b.onnx', 'm.onnx', 'm.onnx.data']);
+    expect(files.filter((f) => FRESH.test(f))).toHaveLength(1);
+    for (const f of [b, m]) {
+      expectWeights(f, bytes);
+      expectSameOutputs(await runOrt(f, feeds), outputs);
+    }
   });
 });

@@ -8,12 +8,13 @@
 // Saving streams the model as a list of chunks: small re-encoded headers plus the
 // original tensor payloads, so a 400 MB model is never copied into a second buffer.
 // Files are written to a temp file in the destination folder, then renamed.
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as protobuf from 'protobufjs';
 import { GraphProto, ModelProto, TensorProto, messageType, toNumber, DATA_LOCATION_EXTERNAL } from './proto';
 import { GrlError, ModelFormatError } from './errors';
-import { externalRef, isExternal, tensorByteLength, tensorBytes } from './tensor';
+import { externalBaseDir, externalRef, isExternal, setExternalBaseDir, tensorByteLength, tensorBytes } from './tensor';
 
 export interface Model {
   proto: ModelProto;
@@ -102,7 +103,9 @@ function decodeModel(buf: Buffer, source: string, baseDir?: string): Model {
   }
   const model: Model = { proto, source, baseDir, unknownFields };
   for (const t of proto.graph.initializer ?? []) {
-    if (isExternal(t)) checkExternal(model, t);
+    if (!isExternal(t)) continue;
+    checkExternal(model, t);
+    if (baseDir !== undefined) setExternalBaseDir(t, baseDir);
   }
   return model;
 }
@@ -198,6 +201,14 @@ const EXTERNAL_ALIGN = 4096;
  * Save a model to a path, or to stdout with '-'. External tensors stay external (their
  * bytes are copied into `<out>.data` next to the output); `externalData` moves large
  * initializers out, and that happens automatically when the model would pass 2 GB.
+ *
+ * A data file the model itself reads from is never overwritten: that happens when saving
+ * in place (`dest` is the file the model was loaded from) or next to a model whose data
+ * has the output's name. The new data then goes to a fresh `<out>.<8 hex>.data`, the
+ * model that names it is renamed into place, and only then, when saving in place, are
+ * the old data files deleted. A crash at any point leaves the old model with its old
+ * data (plus, at worst, an orphaned new data file). After an in-place save, reload the
+ * model: the in-memory one still points at the deleted data.
  */
 export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): void {
   if (model.unknownFields.length) {
@@ -224,10 +235,19 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
 
   let dataFile: AtomicFile | undefined;
   const emitted: TensorProto[] = [];
+  // Data files the model reads from, and whether the save replaces the model's own file.
+  const sources = externalFiles(model);
+  const inPlace = dest !== '-' && sameFile(model.source, dest);
+  let freshData = false;
   try {
     if (anyExternal) {
+      const dir = path.dirname(path.resolve(dest));
       location ??= `${path.basename(dest)}.data`;
-      dataFile = new AtomicFile(path.join(path.dirname(path.resolve(dest)), location));
+      if (sources.some((f) => sameFile(f, path.join(dir, location as string)))) {
+        location = freshDataName(dir, path.basename(dest));
+        freshData = true;
+      }
+      dataFile = new AtomicFile(path.join(dir, location));
       for (const t of inits) {
         if (!goesOut(t)) { emitted.push(t); continue; }
         const bytes = tensorBytes(t, model.baseDir);
@@ -253,6 +273,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
       else writeAllToFd(1, chunks);
     } else {
       const out = new AtomicFile(dest);
+      const committed = dataFile;
       try {
         out.write(chunks);
         dataFile?.commit();
@@ -260,11 +281,34 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
         out.commit();
       } catch (e) {
         out.abort();
+        // A fresh data file is named by no model unless the model rename happened.
+        if (freshData && committed) fs.rmSync(committed.dest, { force: true });
         throw e;
+      }
+      if (inPlace) {
+        const kept = committed ? path.resolve(committed.dest) : undefined;
+        for (const f of sources) if (!kept || !sameFile(f, kept)) fs.rmSync(f, { force: true });
       }
     }
   } finally {
     dataFile?.abort();
+  }
+}
+
+/** Absolute paths of the external data files a model's initializers read. */
+function externalFiles(model: Model): string[] {
+  const files = new Set<string>();
+  for (const t of model.proto.graph?.initializer ?? []) {
+    if (isExternal(t)) files.add(path.resolve(externalBaseDir(t) ?? model.baseDir ?? '.', externalRef(t).location));
+  }
+  return [...files];
+}
+
+/** `<model>.<8 hex>.data`, a name no file in `dir` has. */
+function freshDataName(dir: string, base: string): string {
+  for (;;) {
+    const name = `${base}.${crypto.randomBytes(4).toString('hex')}.data`;
+    if (!fs.existsSync(path.join(dir, name))) return name;
   }
 }
 

@@ -49,6 +49,22 @@ export function externalRef(t: TensorProto): ExternalRef {
   return { location, offset: Number(kv.get('offset') ?? 0), length: len === undefined ? undefined : Number(len) };
 }
 
+/**
+ * The folder each loaded external tensor's location is relative to, recorded by loadModel.
+ * Readers deep in the pipeline (shape inference, constant folding in gradient rules) get
+ * bare TensorProtos without the model around them; this way they read from the model's
+ * folder, never from the working directory.
+ */
+const externalBaseDirs = new WeakMap<TensorProto, string>();
+
+export function setExternalBaseDir(t: TensorProto, baseDir: string): void {
+  externalBaseDirs.set(t, baseDir);
+}
+
+export function externalBaseDir(t: TensorProto): string | undefined {
+  return externalBaseDirs.get(t);
+}
+
 /** Byte length of a tensor's payload, without reading external data. */
 export function tensorByteLength(t: TensorProto): number {
   if (isExternal(t)) {
@@ -66,7 +82,7 @@ export function tensorByteLength(t: TensorProto): number {
 export function tensorBytes(t: TensorProto, baseDir?: string): Uint8Array {
   if (isExternal(t)) {
     const ref = externalRef(t);
-    const file = path.resolve(baseDir ?? '.', ref.location);
+    const file = path.resolve(externalBaseDirs.get(t) ?? baseDir ?? '.', ref.location);
     const want = ref.length ?? numElements(dimsOf(t)) * elementSize(t.data_type ?? 0);
     let fd: number;
     try {

@@ -10,6 +10,13 @@
 //
 // Every file is written to a temp name and renamed, so an interrupted run never
 // leaves a half-written artifact behind.
+//
+// A model with external data: each graph keeps its external initializers (frozen
+// parameters, big constants) external, in its own `<graph>.onnx.data` in this folder,
+// referenced by a bare file name. The folder is then self-contained and movable, and
+// nothing reads the input model's data file after generation (inlining instead would
+// break the 2 GB protobuf limit for exactly the models that use external data).
+// Trainable parameters live in the checkpoint.
 import * as fs from 'fs';
 import * as path from 'path';
 import { GrlError } from '../onnx/errors';

@@ -32,7 +32,7 @@ import * as ort from 'onnxruntime-node';
 import { GrlError } from '../onnx/errors';
 import { Model, loadModel, saveModel } from '../onnx/io';
 import { DataType, TensorProto } from '../onnx/proto';
-import { dimsOf, makeTensor, numElements } from '../onnx/tensor';
+import { dimsOf, isExternal, makeTensor, numElements, tensorByteLength } from '../onnx/tensor';
 import { CheckpointState, NamedTensor, PropertyBag, loadCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, SESSION_PROPERTY } from './checkpoint';
 import { ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
 import {
@@ -577,7 +577,13 @@ export class TrainingSession {
     });
     const missing = this.slots.filter((s) => !seen.has(s.name));
     if (missing.length) throw new GrlError(`${model.source}: has no initializer for trained parameter(s) ${missing.slice(0, 3).map((s) => `'${s.name}'`).join(', ')}`);
-    saveModel({ ...model, proto: { ...model.proto, graph: { ...graph, initializer } } }, dest);
+    // Tensors that are external in the inference model stay external, in the export's own
+    // `<dest>.data`: saveModel copies the frozen ones and writes the trained values there, so
+    // the export never points at the input's data file (whose bytes are the untrained weights).
+    const externalBytes = (graph.initializer ?? []).filter(isExternal).map(tensorByteLength);
+    const externalData = externalBytes.length ? { threshold: externalBytes.reduce((a, b) => Math.min(a, b)) } : undefined;
+    const protect = typeof this.inferenceSource === 'string' ? [this.inferenceSource] : [];
+    saveModel({ ...model, proto: { ...model.proto, graph: { ...graph, initializer } } }, dest, { externalData, protect });
   }
 
   async release(): Promise<void> {
