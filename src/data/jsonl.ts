@@ -1,7 +1,10 @@
 // Data: JSON Lines examples in the trainer's format, validated up front, and
 // padded batches. One example per line; keys naming model inputs feed those
 // inputs, keys naming heads hold labels (an array for a token head, a number
-// for a sequence head; -100 = ignore). Every problem is reported as
+// for a sequence head; -100 = ignore). MSE (regression) heads hold float
+// targets shaped like the head's output per example; they have no ignore value,
+// so padding would count in their mean: a file with a token-level MSE head must
+// have examples of one length. Every problem is reported as
 // `FILE:LINE: what is wrong` before any training starts.
 import * as fs from 'fs';
 import { GrlError } from '../onnx/errors';
@@ -17,12 +20,29 @@ export interface DataSpec {
   /** Model inputs that may be absent from a line: filled with `fill` (attention_mask: 1, others: 0). */
   optionalInputs?: Record<string, number>;
   /** Label keys: one per loss head. */
-  labels: { key: string; tokenLevel: boolean; numClasses?: number; kind?: 'ce' | 'mse' }[];
+  labels: LabelSpec[];
   /** Rows of the embedding table each id input indexes (e.g. input_ids → vocab size). */
   idLimits?: Record<string, number>;
   /** The input whose length defines the sequence length (default `input_ids`, else the first input). */
   lengthKey?: string;
 }
+
+export interface LabelSpec {
+  key: string;
+  tokenLevel: boolean;
+  numClasses?: number;
+  kind?: 'ce' | 'mse';
+  /**
+   * MSE only: the output's static dims after the batch (and, token-level, the sequence)
+   * dimension; [] or [1] means one number per example (per token), [K] an array of K.
+   */
+  dims?: number[];
+}
+
+/** Float targets per example (sequence-level) or per token (token-level) of an MSE head. */
+export const mseWidth = (l: LabelSpec): number => (l.dims ?? []).reduce((a, d) => a * d, 1);
+
+const FLOAT32_MAX = 3.4028234663852886e38;
 
 export interface Example {
   line: number;
@@ -33,6 +53,40 @@ export interface Example {
 
 function fail(file: string, line: number, msg: string): never {
   throw new GrlError(`${file}:${line}: ${msg}`, { file });
+}
+
+/** One MSE target value: a finite number that float32 can hold. */
+function mseValue(file: string, line: number, where: string, x: unknown): number {
+  // String(), not JSON.stringify: 1e400 parses to Infinity, which JSON would show as null.
+  if (typeof x !== 'number' || !Number.isFinite(x)) fail(file, line, `label '${where}' is ${typeof x === 'number' ? String(x) : JSON.stringify(x)}, not a finite number`);
+  if (Math.abs(x) > FLOAT32_MAX) fail(file, line, `label '${where}' = ${x} does not fit in float32`);
+  return x;
+}
+
+/** `width` targets at `where`: a number when width is 1 ([x] is accepted too), else an array of `width` numbers. */
+function mseValues(file: string, line: number, where: string, v: unknown, width: number, unit: string, out: Float64Array, at: number): void {
+  if (width === 1 && !Array.isArray(v)) {
+    out[at] = mseValue(file, line, where, v);
+    return;
+  }
+  if (!Array.isArray(v)) fail(file, line, `label '${where}' must be an array of ${width} numbers (the head's output has ${width} values ${unit})`);
+  if (v.length !== width) fail(file, line, `label '${where}' has ${v.length} numbers but the head's output has ${width} ${unit}`);
+  for (let i = 0; i < width; i++) out[at + i] = mseValue(file, line, `${where}[${i}]`, v[i]);
+}
+
+/** An MSE head's label, flattened: [width] (sequence-level) or [length × width] (token-level). */
+function mseLabel(file: string, line: number, l: LabelSpec, v: unknown, length: number, lengthKey: string): Float64Array | number {
+  const width = mseWidth(l);
+  if (!l.tokenLevel) {
+    const out = new Float64Array(width);
+    mseValues(file, line, l.key, v, width, 'per example', out, 0);
+    return width === 1 ? out[0] : out;
+  }
+  if (!Array.isArray(v)) fail(file, line, `label '${l.key}' must be an array (one target per token)`);
+  if (v.length !== length) fail(file, line, `label '${l.key}' has ${v.length} items but '${lengthKey}' has ${length}`);
+  const out = new Float64Array(length * width);
+  for (let t = 0; t < length; t++) mseValues(file, line, `${l.key}[${t}]`, v[t], width, 'per token', out, t * width);
+  return out;
 }
 
 function intArray(file: string, line: number, key: string, v: unknown): Int32Array {
@@ -61,6 +115,7 @@ export function loadJsonl(file: string, spec: DataSpec): Example[] {
 export function parseJsonl(text: string, file: string, spec: DataSpec): Example[] {
   const lengthKey = spec.lengthKey ?? (spec.inputs.includes('input_ids') ? 'input_ids' : spec.inputs[0]);
   const examples: Example[] = [];
+  const tokenMse = spec.labels.find((l) => l.kind === 'mse' && l.tokenLevel);
   const lines = text.split('\n');
   for (let k = 0; k < lines.length; k++) {
     const raw = lines[k].trim();
@@ -86,6 +141,10 @@ export function parseJsonl(text: string, file: string, spec: DataSpec): Example[
     if (!lenArr) fail(file, line, `missing input key '${lengthKey}'`);
     const length = lenArr.length;
     if (length === 0) fail(file, line, `'${lengthKey}' is empty`);
+    const first = examples[0];
+    if (tokenMse && first && length !== first.length) {
+      fail(file, line, `'${lengthKey}' has ${length} tokens but line ${first.line} has ${first.length}: MSE head '${tokenMse.key}' has no ignore value, so padding would count in its loss; every example must have the same length`);
+    }
     for (const [name, arr] of Object.entries(inputs)) {
       if (arr.length !== length) fail(file, line, `'${name}' has ${arr.length} items but '${lengthKey}' has ${length}`);
       const limit = spec.idLimits?.[name];
@@ -99,11 +158,11 @@ export function parseJsonl(text: string, file: string, spec: DataSpec): Example[
     for (const l of spec.labels) {
       if (!(l.key in rec)) fail(file, line, `missing label key '${l.key}'`);
       const v = rec[l.key];
+      if (l.kind === 'mse') {
+        labels[l.key] = mseLabel(file, line, l, v, length, lengthKey);
+        continue;
+      }
       const check = (x: unknown, where: string): number => {
-        if (l.kind === 'mse') {
-          if (typeof x !== 'number' || !Number.isFinite(x)) fail(file, line, `label '${where}' is ${JSON.stringify(x)}, not a finite number`);
-          return x;
-        }
         if (typeof x !== 'number' || !Number.isInteger(x)) fail(file, line, `label '${where}' is ${JSON.stringify(x)}, not an integer class id`);
         if (x !== IGNORE_INDEX && (x < 0 || (l.numClasses !== undefined && x >= l.numClasses))) {
           fail(file, line, `label '${where}' = ${x} is outside [0, ${l.numClasses ?? '?'}) (use -100 to ignore)`);
@@ -130,7 +189,7 @@ export interface Batch {
   seqLen: number;
   /** int64 inputs, row-major [size, seqLen]. */
   inputs: Record<string, BigInt64Array>;
-  /** Labels: int64 [size, seqLen] or [size] for CE heads, float32 for MSE heads. */
+  /** Labels: int64 [size, seqLen] or [size] for CE heads; float32 [size, (seqLen,) ...dims] for MSE heads. */
   labels: Record<string, BigInt64Array | Float32Array>;
   lines: number[];
 }
@@ -152,11 +211,15 @@ export function makeBatch(examples: Example[], spec: DataSpec): Batch {
   const labels: Record<string, BigInt64Array | Float32Array> = {};
   for (const l of spec.labels) {
     if (l.kind === 'mse') {
-      const arr = new Float32Array(l.tokenLevel ? size * seqLen : size);
+      // No ignore value: a padded position would be a zero target the loss counts.
+      const short = l.tokenLevel ? examples.find((e) => e.length !== seqLen) : undefined;
+      if (short) throw new GrlError(`line ${short.line}: ${short.length} tokens in a batch padded to ${seqLen}; MSE head '${l.key}' needs examples of one length (it has no ignore value)`);
+      const per = (l.tokenLevel ? seqLen : 1) * mseWidth(l);
+      const arr = new Float32Array(size * per);
       examples.forEach((e, b) => {
         const v = e.labels[l.key];
-        if (typeof v === 'number') arr[b] = v;
-        else for (let t = 0; t < e.length; t++) arr[b * seqLen + t] = v[t];
+        if (typeof v === 'number') arr[b * per] = v;
+        else arr.set(v, b * per);
       });
       labels[l.key] = arr;
       continue;

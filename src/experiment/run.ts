@@ -259,7 +259,7 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
         trainLoss.push({ step: r.step, value: r.losses[adv.name] });
         hooks.onProgress?.(`trainability-${label}`, r.step, cfg.trainability.steps, `${adv.name} loss ${r.losses[adv.name].toFixed(3)}`);
       },
-      onEval: (e) => devAccuracy.push({ step: e.step, value: e.heads[adv.name].accuracy }),
+      onEval: (e) => devAccuracy.push({ step: e.step, value: e.heads[adv.name].accuracy ?? NaN }),
     });
     return { run: { devAccuracy, trainLoss, finalDevAccuracy: devAccuracy[devAccuracy.length - 1].value, medianStepMs: s.medianStepMs }, params: fresh.params };
   };

@@ -296,7 +296,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
 }
 
 /** Absolute paths of the external data files a model's initializers read. */
-function externalFiles(model: Model): string[] {
+export function externalFiles(model: Model): string[] {
   const files = new Set<string>();
   for (const t of model.proto.graph?.initializer ?? []) {
     if (isExternal(t)) files.add(path.resolve(externalBaseDir(t) ?? model.baseDir ?? '.', externalRef(t).location));

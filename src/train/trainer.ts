@@ -4,6 +4,8 @@
 // forward+backward per micro-batch, one optimizer update per step, λ and lr
 // from schedules that are pure functions of the step (so resume is exact),
 // eval and atomic checkpoints on a cadence, and the trained inference model.
+// Heads are cross-entropy (accuracy reported) or MSE regression (loss and mean
+// absolute error reported; its labels take the output's static shape).
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
@@ -13,19 +15,23 @@ import { Graph } from '../onnx/graph';
 import { dimsOf } from '../onnx/tensor';
 import { patchModel } from '../patch/patch';
 import { buildTrainingGraph, TrainingGraph } from '../grad/training';
+import type { LossKind } from '../grad/losses';
+import { inferShapes } from '../onnx/shapes';
+import type { Dim } from '../grad/types';
 import { writeArtifacts, ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
 import { TrainingSession } from './session';
 import { OptimizerKind } from './optimizer';
 import { parseLambdaSchedule, parseLrSchedule } from './schedules';
-import { BatchOrder, DataSpec, Example, loadJsonl, makeBatch, Batch, POSITION_FILL } from '../data/jsonl';
-import { writeFileAtomic, sameFile } from '../onnx/io';
+import { BatchOrder, DataSpec, Example, LabelSpec, loadJsonl, makeBatch, Batch, POSITION_FILL } from '../data/jsonl';
+import { externalFiles, writeFileAtomic, sameFile } from '../onnx/io';
 
 export interface TrainerOptions {
   /** Model path or loaded model. Ignored when resuming (the run folder has the artifacts). */
   model: string | Model;
   data: string;
   eval?: string;
-  losses: { head: string; weight?: number }[];
+  /** Loss heads: `kind` 'ce' (default, softmax cross-entropy) or 'mse' (float regression targets). */
+  losses: { head: string; weight?: number; kind?: LossKind }[];
   /** Splice GRLs on these heads first (if the model has none there yet). */
   heads?: { name: string; lambda?: number }[];
   lambdaSchedule?: string;
@@ -57,13 +63,19 @@ export interface TrainerOptions {
   evalExamples?: Example[];
 }
 
-export interface HeadMetrics { loss: number; accuracy: number; count: number }
+/**
+ * Per-head eval metrics. CE heads: mean loss over non-ignored labels, argmax accuracy, label
+ * count. MSE heads: mean squared error over every target value, mean absolute error, and the
+ * number of target values (no accuracy).
+ */
+export interface HeadMetrics { loss: number; accuracy?: number; mae?: number; count: number }
 
 export interface StepRecord {
   step: number;
   epoch: number;
   loss: number;
   losses: Record<string, number>;
+  /** Argmax accuracy of the CE heads only (an MSE head has none). */
   accuracy: Record<string, number>;
   lambda: Record<string, number>;
   lr: number;
@@ -111,7 +123,29 @@ export function embeddingLimits(model: Model): Record<string, number> {
   return out;
 }
 
-export function dataSpecFor(tg: Pick<TrainingGraph, 'modelInputs' | 'heads'>, limits: Record<string, number>): DataSpec {
+/**
+ * How an MSE head's labels are laid out, from its output's static shape: [B] or [B, K...]
+ * with static K (sequence-level: K values per example), or [B, T, K...] with a symbolic T
+ * (token-level: K values per token). Every dim after the batch (and T) must be static.
+ */
+export function mseLabelLayout(head: string, output: string, shape: Dim[] | undefined): Pick<LabelSpec, 'tokenLevel' | 'dims'> {
+  const show = shape ? `[${shape.map((d) => d ?? '?').join(', ')}]` : 'unknown';
+  if (!shape || shape.length === 0) throw new GrlError(`MSE head '${head}': the shape of its output '${output}' is ${show}; need [batch, ...] with static dims after batch (and sequence)`);
+  const tokenLevel = shape.length >= 2 && typeof shape[1] !== 'number';
+  const rest = shape.slice(tokenLevel ? 2 : 1);
+  if (!rest.every((d): d is number => typeof d === 'number')) throw new GrlError(`MSE head '${head}': output '${output}' has shape ${show}; every dim after batch${tokenLevel ? ' and sequence' : ''} must be static to know the label shape`);
+  return { tokenLevel, dims: rest };
+}
+
+/** Label layouts of the MSE heads of `tg`, from the (patched or inference) model's static shapes. */
+export function mseLayouts(model: Model, heads: TrainingGraph['heads']): Record<string, Pick<LabelSpec, 'tokenLevel' | 'dims'>> {
+  const mse = heads.filter((h) => h.kind === 'mse');
+  if (!mse.length) return {};
+  const shapes = inferShapes(model.proto.graph ?? {});
+  return Object.fromEntries(mse.map((h) => [h.head, mseLabelLayout(h.head, h.output, shapes.shape(h.output))]));
+}
+
+export function dataSpecFor(tg: Pick<TrainingGraph, 'modelInputs' | 'heads'>, limits: Record<string, number>, mse: Record<string, Pick<LabelSpec, 'tokenLevel' | 'dims'>> = {}): DataSpec {
   const optional: Record<string, number> = {};
   for (const name of tg.modelInputs) {
     if (name === 'attention_mask') optional[name] = 1;
@@ -121,7 +155,12 @@ export function dataSpecFor(tg: Pick<TrainingGraph, 'modelInputs' | 'heads'>, li
   return {
     inputs: tg.modelInputs,
     optionalInputs: optional,
-    labels: tg.heads.map((h) => ({ key: h.labelInput, tokenLevel: h.tokenLevel, numClasses: h.numClasses, kind: h.kind })),
+    labels: tg.heads.map((h): LabelSpec => {
+      if (h.kind !== 'mse') return { key: h.labelInput, tokenLevel: h.tokenLevel, numClasses: h.numClasses, kind: h.kind };
+      const layout = mse[h.head];
+      if (!layout) throw new GrlError(`MSE head '${h.head}': no label layout (pass mseLayouts(model, heads) to dataSpecFor)`);
+      return { key: h.labelInput, kind: 'mse', ...layout };
+    }),
     idLimits: limits,
   };
 }
@@ -131,7 +170,10 @@ export function batchFeeds(batch: Batch, spec: DataSpec, heads: TrainingGraph['h
   for (const name of spec.inputs) feeds[name] = new ort.Tensor('int64', batch.inputs[name], [batch.size, batch.seqLen]);
   for (const h of heads) {
     const data = batch.labels[h.labelInput];
-    const dims = h.tokenLevel ? [batch.size, batch.seqLen] : [batch.size];
+    const l = spec.labels.find((x) => x.key === h.labelInput);
+    // An MSE label must have the output's exact shape: Sub would broadcast [B] against [B, 1].
+    const tokenLevel = l?.tokenLevel ?? h.tokenLevel;
+    const dims = [batch.size, ...(tokenLevel ? [batch.seqLen] : []), ...(h.kind === 'mse' ? l?.dims ?? [] : [])];
     feeds[h.labelInput] = data instanceof Float32Array ? new ort.Tensor('float32', data, dims) : new ort.Tensor('int64', data, dims);
   }
   return feeds;
@@ -139,25 +181,37 @@ export function batchFeeds(batch: Batch, spec: DataSpec, heads: TrainingGraph['h
 
 const scalar = (t: ort.Tensor | undefined): number => (t ? Number((t.data as Float32Array)[0]) : NaN);
 
-/** Per-head loss and accuracy of the eval graph over a whole data set. */
+/** Per-head loss and accuracy (CE) or mean absolute error (MSE) of the eval graph over a whole data set. */
 export async function evaluate(session: TrainingSession, examples: Example[], spec: DataSpec, tg: Pick<TrainingGraph, 'heads' | 'outputs'>, batchSize: number): Promise<Omit<EvalRecord, 'step'>> {
-  const sums: Record<string, { loss: number; correct: number; count: number }> = {};
-  for (const h of tg.heads) sums[h.head] = { loss: 0, correct: 0, count: 0 };
+  // `hits` is argmax hits (CE) or Σ|error| (MSE); losses are summed weighted by count.
+  const sums: Record<string, { loss: number; hits: number; count: number }> = {};
+  for (const h of tg.heads) sums[h.head] = { loss: 0, hits: 0, count: 0 };
   for (let s = 0; s < examples.length; s += batchSize) {
     const batch = makeBatch(examples.slice(s, s + batchSize), spec);
     const out = await session.runEvalStep(batchFeeds(batch, spec, tg.heads));
     for (const h of tg.heads) {
+      const m = sums[h.head];
+      if (h.kind === 'mse') {
+        // The eval graph outputs each head's predictions; MSE's count is every target value.
+        const target = batch.labels[h.labelInput] as Float32Array;
+        const pred = out[h.output].data as Float32Array;
+        for (let i = 0; i < target.length; i++) m.hits += Math.abs(pred[i] - target[i]);
+        m.loss += scalar(out[tg.outputs.headLoss[h.head]]) * target.length;
+        m.count += target.length;
+        continue;
+      }
       const count = scalar(out[tg.outputs.count[h.head]]);
-      sums[h.head].loss += scalar(out[tg.outputs.headLoss[h.head]]) * count;
-      sums[h.head].correct += scalar(out[tg.outputs.correct[h.head]]);
-      sums[h.head].count += count;
+      m.loss += scalar(out[tg.outputs.headLoss[h.head]]) * count;
+      m.hits += scalar(out[tg.outputs.correct[h.head]]);
+      m.count += count;
     }
   }
   const heads: Record<string, HeadMetrics> = {};
   let loss = 0;
   for (const h of tg.heads) {
     const m = sums[h.head];
-    heads[h.head] = { loss: m.count ? m.loss / m.count : 0, accuracy: m.count ? m.correct / m.count : 0, count: m.count };
+    const mean = (x: number) => (m.count ? x / m.count : 0);
+    heads[h.head] = h.kind === 'mse' ? { loss: mean(m.loss), mae: mean(m.hits), count: m.count } : { loss: mean(m.loss), accuracy: mean(m.hits), count: m.count };
     loss += h.weight * heads[h.head].loss;
   }
   return { loss, heads };
@@ -199,17 +253,24 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
   }
   let tg: Pick<TrainingGraph, 'modelInputs' | 'heads' | 'outputs' | 'lambdas' | 'params'>;
   let limits: Record<string, number>;
+  let shapesFrom: Model;
   let writeRunArtifacts = () => {};
   if (opts.resume) {
     const meta = readArtifactsMetadata(artifactsDir);
     if (!meta || !fs.existsSync(at(RUN_FILES.checkpoint))) throw new GrlError(`${opts.resume}: nothing to resume (no ${RUN_FILES.checkpoint} or ${RUN_FILES.artifacts}/ from an earlier run)`, { file: opts.resume });
     tg = meta;
-    limits = embeddingLimits(loadModel(path.join(artifactsDir, ARTIFACT_FILES.inferenceModel)));
+    shapesFrom = loadModel(path.join(artifactsDir, ARTIFACT_FILES.inferenceModel));
+    limits = embeddingLimits(shapesFrom);
   } else {
     let model = typeof opts.model === 'string' ? loadModel(opts.model) : opts.model;
+    // The run writes these files; none may be the input's external data.
+    const written = [RUN_FILES.model, `${RUN_FILES.model}.data`, RUN_FILES.checkpoint, RUN_FILES.metrics, RUN_FILES.config].map(at);
+    for (const f of externalFiles(model)) {
+      if (written.some((w) => sameFile(f, w))) throw new GrlError(`${model.source}: the run would overwrite its input's external data ${f}; give another --out`, { file: model.source });
+    }
     if (opts.heads?.length) model = patchModel(model, { heads: opts.heads }).model;
     const built = buildTrainingGraph(model, {
-      losses: opts.losses.map((l) => ({ head: l.head, weight: l.weight ?? 1 })),
+      losses: opts.losses.map((l) => ({ head: l.head, weight: l.weight ?? 1, kind: l.kind })),
       freeze: opts.freeze,
       trainable: opts.trainable,
     });
@@ -225,11 +286,12 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
       },
     }, artifactsDir);
     tg = built;
+    shapesFrom = model;
     limits = embeddingLimits(model);
   }
 
   // All data is validated before anything is written or trained.
-  const spec = dataSpecFor(tg, limits);
+  const spec = dataSpecFor(tg, limits, mseLayouts(shapesFrom, tg.heads));
   const trainSet = opts.trainExamples ?? loadJsonl(opts.data, spec);
   const evalSet = opts.evalExamples ?? (opts.eval ? loadJsonl(opts.eval, spec) : undefined);
   fs.mkdirSync(out, { recursive: true });
@@ -292,6 +354,7 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
           total += scalar(res[tg.outputs.loss]) / accum;
           for (const h of tg.heads) {
             sums[h.head].loss += scalar(res[tg.outputs.headLoss[h.head]]) / accum;
+            if (h.kind === 'mse') continue;
             sums[h.head].correct += scalar(res[tg.outputs.correct[h.head]]);
             sums[h.head].count += scalar(res[tg.outputs.count[h.head]]);
           }
@@ -322,7 +385,7 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
           epoch: Math.floor((step * accum) / order.batchesPerEpoch),
           loss: total,
           losses: Object.fromEntries(tg.heads.map((h) => [h.head, sums[h.head].loss])),
-          accuracy: Object.fromEntries(tg.heads.map((h) => [h.head, sums[h.head].count ? sums[h.head].correct / sums[h.head].count : 0])),
+          accuracy: Object.fromEntries(tg.heads.filter((h) => h.kind !== 'mse').map((h) => [h.head, sums[h.head].count ? sums[h.head].correct / sums[h.head].count : 0])),
           lambda: lambdaNow,
           lr,
           grad_norm: skipped ? NaN : session.lastGradientNorm,

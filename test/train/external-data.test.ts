@@ -290,6 +290,20 @@ describe('grl-onnx train on a model with external data', () => {
     expect({ model: sha(extPath), data: sha(`${extPath}.data`) }).toEqual(sums);
   });
 
+  it('refuses an --out whose model.onnx.data is the input model\'s own data file, and leaves it untouched', async () => {
+    const dir = path.join(root, 'same-dir');
+    fs.mkdirSync(dir);
+    const model = path.join(dir, 'in.onnx');
+    saveModel(loadModel(extPath), model, { externalData: { threshold: 1024, location: 'model.onnx.data' } });
+    const before = sha(path.join(dir, 'model.onnx.data'));
+    const c = capture();
+    const code = await runCli(args(dir).map((a) => (a === extPath ? model : a)), c.io as never);
+    expect(code).not.toBe(0);
+    expect(c.err.join('').trim()).toBe(`grl-onnx: ${model}: the run would overwrite its input's external data ${path.join(dir, 'model.onnx.data')}; give another --out`);
+    expect(sha(path.join(dir, 'model.onnx.data'))).toBe(before);
+    expect(fs.readdirSync(dir).sort()).toEqual(['in.onnx', 'model.onnx.data']);
+  });
+
   it('a missing data file is one error line naming the file and the tensor, exit code non-zero, no stack trace', () => {
     ensureBuilt();
     const dir = path.join(root, 'missing');

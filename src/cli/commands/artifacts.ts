@@ -25,7 +25,7 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
   builder: (y: Argv) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model (patched, or give --head)' })
-      .option('loss', { type: 'string', coerce: repeatable, demandOption: true, describe: 'Loss head HEAD[:WEIGHT] (repeatable)' })
+      .option('loss', { type: 'string', coerce: repeatable, demandOption: true, describe: 'Loss head HEAD[:WEIGHT][:ce|mse] (repeatable; ce is the default)' })
       .option('head', { type: 'string', coerce: repeatable, describe: 'Splice a GRL on HEAD[:LAMBDA] first (repeatable)' })
       .option('freeze', { type: 'string', coerce: repeatable, describe: 'Freeze initializers matching a glob or /regex/ (repeatable)' })
       .option('trainable', { type: 'string', coerce: repeatable, describe: 'Train only initializers matching a glob or /regex/ (repeatable)' })

@@ -6,7 +6,8 @@ import type { Argv } from 'yargs';
 import { GrlError } from '../../onnx/errors';
 import { CliIO, GrlCommand, repeatable, warn } from '../command';
 import { parseHeadSpec } from './patch';
-import type { StepRecord, EvalRecord } from '../../train/trainer';
+import type { StepRecord, EvalRecord, HeadMetrics } from '../../train/trainer';
+import type { LossKind } from '../../grad/losses';
 
 interface TrainArgs {
   model: string;
@@ -39,16 +40,35 @@ interface TrainArgs {
   json?: boolean;
 }
 
-/** `pos` or `pos:0.5` → head and weight. */
-export function parseLossSpec(spec: string): { head: string; weight: number } {
-  const k = spec.lastIndexOf(':');
-  if (k <= 0) return { head: spec, weight: 1 };
-  const w = Number(spec.slice(k + 1));
-  if (!Number.isFinite(w)) throw new GrlError(`--loss ${spec}: the weight must be a finite number`);
-  return { head: spec.slice(0, k), weight: w };
+const LOSS_KINDS: readonly string[] = ['ce', 'mse'];
+const isNumber = (s: string) => s.trim() !== '' && Number.isFinite(Number(s));
+
+/** `HEAD[:WEIGHT][:ce|mse]`: `pos`, `pos:0.5`, `score:mse`, `score:0.5:mse` → head, weight and kind. */
+export function parseLossSpec(spec: string): { head: string; weight: number; kind?: LossKind } {
+  let rest = spec;
+  let kind: LossKind | undefined;
+  const last = rest.lastIndexOf(':');
+  if (last > 0 && LOSS_KINDS.includes(rest.slice(last + 1))) {
+    kind = rest.slice(last + 1) as LossKind;
+    rest = rest.slice(0, last);
+  } else if (last > 0 && !isNumber(rest.slice(last + 1))) {
+    const before = rest.lastIndexOf(':', last - 1);
+    if (before > 0 && isNumber(rest.slice(before + 1, last))) throw new GrlError(`--loss ${spec}: kind must be ce or mse`);
+    throw new GrlError(`--loss ${spec}: '${rest.slice(last + 1)}' is neither a weight nor a kind (ce or mse); expected HEAD[:WEIGHT][:ce|mse]`);
+  }
+  const k = rest.lastIndexOf(':');
+  if (k <= 0) return { head: rest, weight: 1, ...(kind ? { kind } : {}) };
+  const w = rest.slice(k + 1);
+  if (!isNumber(w)) throw new GrlError(`--loss ${spec}: the weight must be a finite number`);
+  return { head: rest.slice(0, k), weight: Number(w), ...(kind ? { kind } : {}) };
 }
 
 const fmt = (x: number, d = 4) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+
+/** One head's eval metrics for people: accuracy for CE heads, mean absolute error for MSE heads. */
+function headEval(h: string, m: HeadMetrics): string {
+  return m.accuracy === undefined ? `${h} mse ${fmt(m.loss)} mae ${fmt(m.mae ?? NaN)}` : `${h} loss ${fmt(m.loss)} acc ${fmt(m.accuracy * 100, 2)}%`;
+}
 
 function stepLine(r: StepRecord): Record<string, unknown> {
   const o: Record<string, unknown> = { step: r.step, loss: r.loss };
@@ -71,7 +91,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model (patched, or give --head to patch on the fly)' })
       .option('data', { type: 'string', demandOption: true, describe: 'Training data, JSON Lines' })
       .option('eval', { type: 'string', describe: 'Dev data, JSON Lines' })
-      .option('loss', { type: 'string', coerce: repeatable, demandOption: true, describe: 'Loss head HEAD[:WEIGHT] (repeatable)' })
+      .option('loss', { type: 'string', coerce: repeatable, demandOption: true, describe: 'Loss head HEAD[:WEIGHT][:ce|mse]: cross-entropy (default) or mean-squared error (repeatable)' })
       .option('head', { type: 'string', coerce: repeatable, describe: 'Splice a GRL on HEAD[:LAMBDA] first (repeatable)' })
       .option('lambda-schedule', { type: 'string', default: 'constant', describe: 'constant | dann | linear:WARMUP_STEPS' })
       .option('optimizer', { choices: ['adamw', 'sgd'] as const, default: 'adamw' as const })
@@ -140,7 +160,8 @@ export const trainCommand: GrlCommand<TrainArgs> = {
               io.stdout.write(`${JSON.stringify(stepLine(r))}\n`);
               return;
             }
-            const heads = Object.keys(r.losses).map((h) => `${h} ${fmt(r.losses[h], 3)}/${fmt(r.accuracy[h] * 100, 1)}%`).join(' ');
+            // MSE heads have no accuracy: their loss alone.
+            const heads = Object.keys(r.losses).map((h) => (h in r.accuracy ? `${h} ${fmt(r.losses[h], 3)}/${fmt(r.accuracy[h] * 100, 1)}%` : `${h} mse ${fmt(r.losses[h], 3)}`)).join(' ');
             const lam = Object.entries(r.lambda).map(([h, v]) => `λ(${h}) ${fmt(v, 3)}`).join(' ');
             lastMetrics = `loss ${fmt(r.loss)} | ${heads} | ${lam} lr ${r.lr.toExponential(2)}`;
             bar?.update(r.step, { metrics: lastMetrics });
@@ -150,7 +171,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
               io.stdout.write(`${JSON.stringify({ eval: e })}\n`);
               return;
             }
-            const heads = Object.entries(e.heads).map(([h, m]) => `${h} loss ${fmt(m.loss)} acc ${fmt(m.accuracy * 100, 2)}%`).join(', ');
+            const heads = Object.entries(e.heads).map(([h, m]) => headEval(h, m)).join(', ');
             bar?.stop();
             io.stdout.write(`eval @ step ${e.step}: ${heads}\n`);
             if (bar && e.step < bar.getTotal()) bar.start(bar.getTotal(), e.step, { metrics: lastMetrics });
@@ -165,7 +186,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
       } else {
         const last = s.lastStep;
         io.stdout.write(`${s.interrupted ? 'interrupted' : 'done'}: ${s.startStep + s.steps}/${s.totalSteps} steps${last ? `, loss ${fmt(last.loss)}` : ''}, median step ${fmt(s.medianStepMs, 1)} ms\n`);
-        if (s.lastEval) io.stdout.write(`dev: ${Object.entries(s.lastEval.heads).map(([h, m]) => `${h} acc ${fmt(m.accuracy * 100, 2)}% (loss ${fmt(m.loss)})`).join(', ')}\n`);
+        if (s.lastEval) io.stdout.write(`dev: ${Object.entries(s.lastEval.heads).map(([h, m]) => headEval(h, m)).join(', ')}\n`);
         io.stdout.write(s.interrupted ? `checkpoint: ${s.checkpoint} (continue with --resume ${s.out})\n` : `model: ${s.model}\ncheckpoint: ${s.checkpoint}\nmetrics: ${s.metrics}\n`);
       }
       if (s.interrupted) io.exitCode = 130;
