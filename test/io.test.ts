@@ -315,4 +315,19 @@ describe('in-place save of a model with external data', () => {
       expectSameOutputs(await runOrt(f, feeds), outputs);
     }
   });
+
+  it('keeps a data file not named after the model (it may be shared): another model reading it still loads', async () => {
+    const { m, bytes, feeds, outputs } = await externalCopy();
+    const a = path.join(dir, 'a.onnx');
+    const b = path.join(dir, 'b.onnx');
+    saveModel(loadModel(m), a, { externalData: { threshold: 1024, location: 'weights.bin' } });
+    fs.copyFileSync(a, b); // b.onnx reads weights.bin too
+    saveModel(patchModel(loadModel(a), { heads: [{ name: 'pos' }] }).model, a);
+    expect(fs.readdirSync(dir).sort()).toEqual(['a.onnx', 'a.onnx.data', 'b.onnx', 'm.onnx', 'm.onnx.data', 'weights.bin']);
+    expect(grlCount(a)).toBe(1);
+    for (const f of [a, b]) {
+      expectWeights(f, bytes);
+      expectSameOutputs(await runOrt(f, feeds), outputs);
+    }
+  });
 });

@@ -206,9 +206,11 @@ const EXTERNAL_ALIGN = 4096;
  * in place (`dest` is the file the model was loaded from) or next to a model whose data
  * has the output's name. The new data then goes to a fresh `<out>.<8 hex>.data`, the
  * model that names it is renamed into place, and only then, when saving in place, are
- * the old data files deleted. A crash at any point leaves the old model with its old
- * data (plus, at worst, an orphaned new data file). After an in-place save, reload the
- * model: the in-memory one still points at the deleted data.
+ * the old data files deleted: those named as saveModel names them (`<out>.data`,
+ * `<out>.<8 hex>.data`); other data files may be shared with other models and stay.
+ * A crash at any point leaves the old model with its old data (plus, at worst, an
+ * orphaned new data file). After an in-place save, reload the model: the in-memory one
+ * still points at the deleted data.
  */
 export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): void {
   if (model.unknownFields.length) {
@@ -287,7 +289,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
       }
       if (inPlace) {
         const kept = committed ? path.resolve(committed.dest) : undefined;
-        for (const f of sources) if (!kept || !sameFile(f, kept)) fs.rmSync(f, { force: true });
+        for (const f of sources) if (ownDataFile(f, dest) && (!kept || !sameFile(f, kept))) fs.rmSync(f, { force: true });
       }
     }
   } finally {
@@ -302,6 +304,19 @@ export function externalFiles(model: Model): string[] {
     if (isExternal(t)) files.add(path.resolve(externalBaseDir(t) ?? model.baseDir ?? '.', externalRef(t).location));
   }
   return [...files];
+}
+
+/**
+ * Whether `file` is a data file saveModel names for `dest` (`<model>.data` or a fresh
+ * `<model>.<8 hex>.data` beside it): only those are deleted after an in-place save. Any
+ * other name (`weights.bin`, optimum's `model.onnx_data`, a file in another folder) may
+ * be shared with other models, so it is left in place.
+ */
+function ownDataFile(file: string, dest: string): boolean {
+  const base = path.basename(dest);
+  const name = path.basename(file);
+  if (path.dirname(path.resolve(file)) !== path.dirname(path.resolve(dest))) return false;
+  return name === `${base}.data` || (name.startsWith(`${base}.`) && /^\.[0-9a-f]{8}\.data$/.test(name.slice(base.length)));
 }
 
 /** `<model>.<8 hex>.data`, a name no file in `dir` has. */

@@ -110,11 +110,14 @@ export function writeArtifacts(original: Model, tg: TrainingGraph, opts: Omit<Ar
     throw new GrlError(`${outDir}: cannot create the artifacts folder (${(e as NodeJS.ErrnoException).code})`, { file: outDir });
   }
   const at = (f: string) => path.join(outDir, f);
+  // The weights are read before any save: when `original` is this folder's own
+  // inference_model.onnx, saving it in place deletes the external data they come from.
+  const checkpoint = initialCheckpoint(original, tg, settings);
   saveModel(asModel(tg.training, original, 'training graph'), at(ARTIFACT_FILES.trainModel));
   saveModel(asModel(tg.eval, original, 'eval graph'), at(ARTIFACT_FILES.evalModel));
   saveModel(asModel(buildOptimizerModel(optimizer), original, 'optimizer'), at(ARTIFACT_FILES.optimizerModel));
   saveModel(original, at(ARTIFACT_FILES.inferenceModel));
-  saveCheckpoint(initialCheckpoint(original, tg, settings), at(ARTIFACT_FILES.checkpoint));
+  saveCheckpoint(checkpoint, at(ARTIFACT_FILES.checkpoint));
   const meta: ArtifactsMetadata = {
     format: 'grl-onnx-artifacts',
     version: 1,

@@ -255,6 +255,23 @@ describe('a model with external data trains like the same model with in-file wei
     expect({ model: sha(extPath), data: sha(`${extPath}.data`) }).toEqual(extSums);
     expect(fs.readdirSync(srcDir).sort()).toEqual(['ext.onnx', 'ext.onnx.data']);
   });
+
+  it('(e) artifacts regenerated into their own folder from its inference_model.onnx: same weights, same loss', async () => {
+    // Saving inference_model.onnx in place deletes its old data file; the weights must be read before.
+    const regenDir = path.join(root, 'regen', 'artifacts');
+    fs.cpSync(movedDir, regenDir, { recursive: true });
+    const before = loadCheckpoint(path.join(regenDir, ARTIFACT_FILES.checkpoint)).trainable;
+    generateArtifacts(loadModel(path.join(regenDir, ARTIFACT_FILES.inferenceModel)), ARTIFACT_OPTS, regenDir);
+    const after = loadCheckpoint(path.join(regenDir, ARTIFACT_FILES.checkpoint)).trainable;
+    expect(after.map((t) => t.name)).toEqual(before.map((t) => t.name));
+    after.forEach((t, i) => expect([t.name, Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(before[i].data.buffer, before[i].data.byteOffset, before[i].data.byteLength))]).toEqual([t.name, true]));
+    const data = expectSelfContained(regenDir);
+    expect(data).toHaveLength(3);
+    expect(data.filter((f) => /^inference_model\.onnx\.[0-9a-f]{8}\.data$/.test(f))).toHaveLength(1);
+    expect(fs.readdirSync(regenDir).filter((f) => f.endsWith('.data')).sort()).toEqual(data);
+    const out = await runTrainingModel(regenDir, batch(11));
+    expect(out[meta.outputs.loss][0]).toBe(refOut[meta.outputs.loss][0]);
+  });
 });
 
 describe('grl-onnx train on a model with external data', () => {

@@ -3,7 +3,7 @@
 // emulation of torch.optim's operation order bit for bit (and PyTorch itself closely).
 import * as fs from 'fs';
 import * as path from 'path';
-import { KernelArena, kernelsFor } from '../../src/train/kernels/wasm';
+import { KernelArena, MAX_ARENA_BYTES, kernelsFor } from '../../src/train/kernels/wasm';
 import { OPTIMIZER_WASM_BASE64 } from '../../src/train/kernels/optimizer-wasm';
 import { OPTIMIZER_STATES, OptimizerHyperparameters, OptimizerKind, defaultHyperparameters, fusedOptimizerStep } from '../../src/train/optimizer';
 import { randn, rng } from '../helpers/build';
@@ -81,6 +81,7 @@ describe('KernelArena', () => {
     expect(KernelArena.create([1000, 1000], 4000)).toBeUndefined();
     expect(KernelArena.create([2 ** 30, 2 ** 30])).toBeUndefined(); // 8 GiB > wasm32's 4 GiB
     expect(KernelArena.create([1000], 4096)).toBeDefined();
+    expect(KernelArena.create([2 ** 30, 0])).toBeUndefined(); // one 4 GiB buffer: its byte length wraps an i32
   });
 
   it('kernelsFor recognises arrays of one arena only', () => {
@@ -145,6 +146,40 @@ describe('wasm updates', () => {
     const norm = fusedOptimizerStep(kind, { params: a.p, gradients: a.g, states: a.states, learningRate: 0.1, step: 1, hyper: { ...defaultHyperparameters(kind), momentum: 0.9 } });
     expect(norm).toBe(Infinity);
     expect([a.p, ...a.states].map((x) => Array.from(x))).toEqual(before);
+  });
+
+  // The arenas below reserve up to 4 GiB of address space but touch only a few pages.
+  it('updates buffers at byte offsets above 2^31 (i32 pointers) exactly as at small offsets', () => {
+    const n = 37;
+    const high = KernelArena.create([(2 ** 31 + 2 ** 28) / 4, n, n, n, n])!;
+    const [, P, G, M, V] = high.views;
+    expect(P.byteOffset).toBeGreaterThan(2 ** 31);
+    const low = arenaFor('adamw', randn(rng(1), n));
+    P.set(low.p);
+    const h = { ...defaultHyperparameters('adamw'), maxGradNorm: 0.5, weightDecay: 0.1 };
+    for (let step = 1; step <= 3; step++) {
+      const g = randn(rng(step + 10), n);
+      G.set(g);
+      low.g.set(g);
+      const norm = fusedOptimizerStep('adamw', { params: P, gradients: G, states: [M, V], learningRate: 0.01, step, hyper: h });
+      expect(norm).toBeGreaterThan(0);
+      expect(norm).toBe(fusedOptimizerStep('adamw', { params: low.p, gradients: low.g, states: low.states, learningRate: 0.01, step, hyper: h }));
+    }
+    expect(bits(P)).toEqual(bits(low.p));
+    expect(bits(V)).toEqual(bits(low.states[1]));
+    const sum = Float32Array.from(P, (x, i) => f(x + G[i]));
+    kernelsFor(P, G)!.accumulate(P.byteOffset, G.byteOffset, n);
+    expect(bits(P)).toEqual(bits(sum));
+  });
+
+  it('sums the squares of a gradient buffer that ends exactly at 4 GiB', () => {
+    const arena = KernelArena.create([(MAX_ARENA_BYTES - 64) / 4, 16])!;
+    const g = arena.views[1];
+    expect(g.byteOffset + g.byteLength).toBe(MAX_ARENA_BYTES);
+    g.fill(2);
+    expect(kernelsFor(g)!.sumsq(g.byteOffset, g.length)).toBe(64); // was 0: the end pointer wrapped
+    g[15] = NaN;
+    expect(kernelsFor(g)!.sumsq(g.byteOffset, g.length)).toBeNaN();
   });
 
   it('accumulate adds element by element', () => {

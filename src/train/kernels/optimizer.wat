@@ -8,30 +8,31 @@
 (module
   (import "env" "memory" (memory 1 65536))
 
-  ;; Σ g[i]² in float64 (two f64x2 accumulators), as a clip/report norm.
+  ;; Σ g[i]² in float64 (two f64x2 accumulators), as a clip/report norm. Indexed from 0 like
+  ;; the updates: a buffer ending exactly at 4 GiB would wrap an end pointer g + 4n to 0.
   (func (export "sumsq") (param $g i32) (param $n i32) (result f64)
-    (local $end i32) (local $vend i32) (local $x v128) (local $a v128) (local $b v128) (local $s f64) (local $t f64)
-    (local.set $end (i32.add (local.get $g) (i32.shl (local.get $n) (i32.const 2))))
-    (local.set $vend (i32.add (local.get $g) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (local $i i32) (local $end i32) (local $vend i32) (local $x v128) (local $a v128) (local $b v128) (local $s f64) (local $t f64)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $vend (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
     (block $done
       (loop $next
-        (br_if $done (i32.ge_u (local.get $g) (local.get $vend)))
-        (local.set $x (v128.load (local.get $g)))
+        (br_if $done (i32.ge_u (local.get $i) (local.get $vend)))
+        (local.set $x (v128.load (i32.add (local.get $g) (local.get $i))))
         (local.set $a (f64x2.add (local.get $a)
           (f64x2.mul (f64x2.promote_low_f32x4 (local.get $x)) (f64x2.promote_low_f32x4 (local.get $x)))))
         (local.set $x (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x)))
         (local.set $b (f64x2.add (local.get $b)
           (f64x2.mul (f64x2.promote_low_f32x4 (local.get $x)) (f64x2.promote_low_f32x4 (local.get $x)))))
-        (local.set $g (i32.add (local.get $g) (i32.const 16)))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
         (br $next)))
     (local.set $a (f64x2.add (local.get $a) (local.get $b)))
     (local.set $s (f64.add (f64x2.extract_lane 0 (local.get $a)) (f64x2.extract_lane 1 (local.get $a))))
     (block $done
       (loop $next
-        (br_if $done (i32.ge_u (local.get $g) (local.get $end)))
-        (local.set $t (f64.promote_f32 (f32.load (local.get $g))))
+        (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $t (f64.promote_f32 (f32.load (i32.add (local.get $g) (local.get $i)))))
         (local.set $s (f64.add (local.get $s) (f64.mul (local.get $t) (local.get $t))))
-        (local.set $g (i32.add (local.get $g) (i32.const 4)))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $next)))
     (local.get $s))
 

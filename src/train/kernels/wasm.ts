@@ -64,6 +64,8 @@ export class KernelArena {
       bytes += Math.ceil((n * 4) / ALIGN) * ALIGN;
     }
     if (bytes > Math.min(limitBytes, MAX_ARENA_BYTES)) return undefined;
+    // The kernels take a buffer's byte length 4n as an i32: a single 4 GiB buffer would wrap to 0.
+    if (lengths.some((n) => n * 4 >= MAX_ARENA_BYTES)) return undefined;
     const mod = kernelModule();
     if (!mod) return undefined;
     const pages = Math.max(1, Math.ceil(bytes / PAGE));
