@@ -316,6 +316,32 @@ describe('in-place save of a model with external data', () => {
     }
   });
 
+  it('replacing another model at the output: a crash at the model rename leaves that model with its own data; a finished save removes it', async () => {
+    const { m, bytes, feeds, outputs } = await externalCopy();
+    const other = path.join(dir, 'o.onnx');
+    saveModel(patchModel(loadModel(m), { heads: [{ name: 'pos' }] }).model, other, { externalData: { threshold: 1024 } });
+    const before = { model: fs.readFileSync(other), data: fs.readFileSync(`${other}.data`) };
+    const rename = fs.renameSync;
+    jest.spyOn(require('fs') as typeof fs, 'renameSync').mockImplementation((from, to) => {
+      if (path.resolve(String(to)) === path.resolve(other)) throw Object.assign(new Error('simulated crash'), { code: 'EIO' });
+      rename(from, to);
+    });
+    expect(() => saveModel(loadModel(m), other)).toThrow('simulated crash');
+    jest.restoreAllMocks();
+    expect(fs.readFileSync(other).equals(before.model)).toBe(true);
+    expect(fs.readFileSync(`${other}.data`).equals(before.data)).toBe(true);
+    expect(grlCount(other)).toBe(1);
+    expectWeights(other, bytes);
+    expect(fs.readdirSync(dir).sort()).toEqual(['m.onnx', 'm.onnx.data', 'o.onnx', 'o.onnx.data']);
+    // Without the crash: the new model reads fresh data and the replaced model's data is gone.
+    saveModel(loadModel(m), other);
+    const files = fs.readdirSync(dir).sort();
+    expect(files.filter((f) => f.startsWith('o.onnx'))).toEqual(['o.onnx', expect.stringMatching(/^o\.onnx\.[0-9a-f]{8}\.data$/)]);
+    expect(grlCount(other)).toBe(0);
+    expectWeights(other, bytes);
+    expectSameOutputs(await runOrt(other, feeds), outputs);
+  });
+
   it('keeps a data file not named after the model (it may be shared): another model reading it still loads', async () => {
     const { m, bytes, feeds, outputs } = await externalCopy();
     const a = path.join(dir, 'a.onnx');

@@ -208,6 +208,8 @@ const EXTERNAL_ALIGN = 4096;
  * model that names it is renamed into place, and only then, when saving in place, are
  * the old data files deleted: those named as saveModel names them (`<out>.data`,
  * `<out>.<8 hex>.data`); other data files may be shared with other models and stay.
+ * Replacing another model at `dest` whose data file exists works the same way: fresh
+ * data name first, model renamed, then the replaced model's `<out>.data` removed.
  * A crash at any point leaves the old model with its old data (plus, at worst, an
  * orphaned new data file). After an in-place save, reload the model: the in-memory one
  * still points at the deleted data.
@@ -241,11 +243,16 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
   const sources = externalFiles(model);
   const inPlace = dest !== '-' && sameFile(model.source, dest);
   let freshData = false;
+  // The previous model's own data file at dest, deleted once the new model replaced it.
+  let replacedData: string | undefined;
   try {
     if (anyExternal) {
       const dir = path.dirname(path.resolve(dest));
       location ??= `${path.basename(dest)}.data`;
-      if (sources.some((f) => sameFile(f, path.join(dir, location as string)))) {
+      const target = path.join(dir, location);
+      // Also when replacing another model at dest: its data must stay until the new model is in place.
+      if (sources.some((f) => sameFile(f, target)) || (!inPlace && fs.existsSync(dest) && fs.existsSync(target))) {
+        if (!inPlace && fs.existsSync(dest) && ownDataFile(target, dest)) replacedData = target;
         location = freshDataName(dir, path.basename(dest));
         freshData = true;
       }
@@ -291,6 +298,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
         const kept = committed ? path.resolve(committed.dest) : undefined;
         for (const f of sources) if (ownDataFile(f, dest) && (!kept || !sameFile(f, kept))) fs.rmSync(f, { force: true });
       }
+      if (replacedData && !sources.some((f) => sameFile(f, replacedData as string))) fs.rmSync(replacedData, { force: true });
     }
   } finally {
     dataFile?.abort();

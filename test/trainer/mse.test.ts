@@ -288,6 +288,7 @@ describe('--loss HEAD[:WEIGHT][:ce|mse]', () => {
     ['x:foo', /^--loss x:foo: 'foo' is neither a weight nor a kind \(ce or mse\)/],
     ['x:', /^--loss x:: '' is neither a weight/],
     ['x:nan:mse', /^--loss x:nan:mse: the weight must be a finite number$/],
+    ['score:mse:0.5', /^--loss score:mse:0\.5: the kind goes last: score:0\.5:mse$/],
   ])('rejects %s', (spec, re) => expect(() => parseLossSpec(spec)).toThrow(re));
 });
 

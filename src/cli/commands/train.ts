@@ -60,7 +60,10 @@ export function parseLossSpec(spec: string): { head: string; weight: number; kin
   if (k <= 0) return { head: rest, weight: 1, ...(kind ? { kind } : {}) };
   const w = rest.slice(k + 1);
   if (!isNumber(w)) throw new GrlError(`--loss ${spec}: the weight must be a finite number`);
-  return { head: rest.slice(0, k), weight: Number(w), ...(kind ? { kind } : {}) };
+  const head = rest.slice(0, k);
+  const misplaced = LOSS_KINDS.find((kd) => head.endsWith(`:${kd}`));
+  if (misplaced && !kind) throw new GrlError(`--loss ${spec}: the kind goes last: ${head.slice(0, -misplaced.length - 1)}:${w}:${misplaced}`);
+  return { head, weight: Number(w), ...(kind ? { kind } : {}) };
 }
 
 const fmt = (x: number, d = 4) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
