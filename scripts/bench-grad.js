@@ -95,7 +95,17 @@ async function forwardVsBackward() {
   return { forwardMs: f, trainMs: fb, ratio, forwardMin: Math.min(...times.forward), trainMin: Math.min(...times['forward+backward']), params: nParams, nParams: tg.params.filter((p) => p.trainable).length, fused: !C.flag('no-fuse') };
 }
 
+const PRODUCTS = new Set(['MatMul', 'FusedMatMul', 'Gemm']);
+const productMs = (prof) => prof.ops.filter((o) => PRODUCTS.has(o.op)).reduce((s, o) => s + o.ms, 0);
+
 function printProfiles(list) {
+  // The FLOP floor argument in numbers: the matrix products alone, training vs inference.
+  const [fwd, train] = list.map(([, prof]) => prof);
+  if (fwd && train) {
+    const a = productMs(fwd);
+    const b = productMs(train);
+    console.log(`    matrix products (MatMul, FusedMatMul, Gemm): ${b.toFixed(1)} ms vs ${a.toFixed(1)} ms in the forward = ${(b / a).toFixed(2)}x (FLOP ratio 3x); everything else ${(train.totalMs - b).toFixed(1)} ms vs ${(fwd.totalMs - a).toFixed(1)} ms`);
+  }
   for (const [title, prof] of list) {
     C.printProfile(`    profile, ${title}`, prof, 14);
     // Backward nodes are named `<node>/grad/...` or `<tensor>_grad...`, loss nodes `loss...`.
