@@ -93,8 +93,9 @@ async function benchOptimizer(kind, backend) {
     perStep = (process.memoryUsage().arrayBuffers - before) / (n * 4);
     keep.length = 0;
   }
+  const kernel = s.updateKernel;
   await s.release();
-  return { train: median(train), opt: median(opt), perStep };
+  return { train: median(train), opt: median(opt), perStep, kernel };
 }
 
 function jsAdamW() {
@@ -123,7 +124,7 @@ function jsAdamW() {
   console.log(`TrainingSession overhead: N = ${n} parameters (${(n * 4 / 2 ** 20).toFixed(1)} MiB), batch ${B}x${d}, ${os.availableParallelism()} cores, onnxruntime-node ${require('onnxruntime-node/package.json').version}, node ${process.version}`);
   for (const [kind, backend] of [['adamw', 'js'], ['adamw', 'onnx'], ['sgd', 'js'], ['sgd', 'onnx']]) {
     const r = await benchOptimizer(kind, backend);
-    console.log(`${kind.padEnd(5)} ${backend.padEnd(4)}  runTrainStep ${r.train.toFixed(1)} ms   runOptimizerStep ${r.opt.toFixed(1)} ms   binding copies/step ${Number.isNaN(r.perStep) ? '(run with --expose-gc)' : r.perStep.toFixed(2)} x params`);
+    console.log(`${kind.padEnd(5)} ${backend.padEnd(4)} (${r.kernel.padEnd(9)})  runTrainStep ${r.train.toFixed(1)} ms   runOptimizerStep ${r.opt.toFixed(1)} ms   binding copies/step ${Number.isNaN(r.perStep) ? '(run with --expose-gc)' : r.perStep.toFixed(2)} x params`);
   }
   console.log(`plain JS AdamW loop over the same N floats: ${jsAdamW().toFixed(1)} ms`);
 })().catch((e) => {
