@@ -2,10 +2,11 @@
 // padded batches. One example per line; keys naming model inputs feed those
 // inputs, keys naming heads hold labels (an array for a token head, a number
 // for a sequence head; -100 = ignore). MSE (regression) heads hold float
-// targets shaped like the head's output per example; they have no ignore value,
-// so padding would count in their mean: a file with a token-level MSE head must
-// have examples of one length. Every problem is reported as
-// `FILE:LINE: what is wrong` before any training starts.
+// targets shaped like the head's output per example; their ignore value is NaN
+// (the loss skips NaN labels), which padding writes and `null` in the data stands
+// for: JSON has no NaN, and `null` is what pandas and friends write for a missing
+// value. Every problem is reported as `FILE:LINE: what is wrong` before any
+// training starts.
 import * as fs from 'fs';
 import { GrlError } from '../onnx/errors';
 
@@ -55,18 +56,27 @@ function fail(file: string, line: number, msg: string): never {
   throw new GrlError(`${file}:${line}: ${msg}`, { file });
 }
 
-/** One MSE target value: a finite number that float32 can hold. */
+/** One MSE target value: a finite number that float32 can hold, or null = ignore (NaN). */
 function mseValue(file: string, line: number, where: string, x: unknown): number {
+  if (x === null) return NaN;
   // String(), not JSON.stringify: 1e400 parses to Infinity, which JSON would show as null.
   if (typeof x !== 'number' || !Number.isFinite(x)) fail(file, line, `label '${where}' is ${typeof x === 'number' ? String(x) : JSON.stringify(x)}, not a finite number`);
   if (Math.abs(x) > FLOAT32_MAX) fail(file, line, `label '${where}' = ${x} does not fit in float32`);
   return x;
 }
 
-/** `width` targets at `where`: a number when width is 1 ([x] is accepted too), else an array of `width` numbers. */
+/**
+ * `width` targets at `where`: a number when width is 1 ([x] is accepted too), else an array of
+ * `width` numbers. null ignores them all (a token or an example without targets), and any one
+ * number may be null.
+ */
 function mseValues(file: string, line: number, where: string, v: unknown, width: number, unit: string, out: Float64Array, at: number): void {
   if (width === 1 && !Array.isArray(v)) {
     out[at] = mseValue(file, line, where, v);
+    return;
+  }
+  if (v === null) {
+    out.fill(NaN, at, at + width);
     return;
   }
   if (!Array.isArray(v)) fail(file, line, `label '${where}' must be an array of ${width} numbers (the head's output has ${width} values ${unit})`);
@@ -82,7 +92,8 @@ function mseLabel(file: string, line: number, l: LabelSpec, v: unknown, length: 
     mseValues(file, line, l.key, v, width, 'per example', out, 0);
     return width === 1 ? out[0] : out;
   }
-  if (!Array.isArray(v)) fail(file, line, `label '${l.key}' must be an array (one target per token)`);
+  // A whole token-level label is never null: one entry per token keeps the length check meaningful.
+  if (!Array.isArray(v)) fail(file, line, `label '${l.key}' must be an array (one target per token, null for a token without one)`);
   if (v.length !== length) fail(file, line, `label '${l.key}' has ${v.length} items but '${lengthKey}' has ${length}`);
   const out = new Float64Array(length * width);
   for (let t = 0; t < length; t++) mseValues(file, line, `${l.key}[${t}]`, v[t], width, 'per token', out, t * width);
@@ -115,7 +126,6 @@ export function loadJsonl(file: string, spec: DataSpec): Example[] {
 export function parseJsonl(text: string, file: string, spec: DataSpec): Example[] {
   const lengthKey = spec.lengthKey ?? (spec.inputs.includes('input_ids') ? 'input_ids' : spec.inputs[0]);
   const examples: Example[] = [];
-  const tokenMse = spec.labels.find((l) => l.kind === 'mse' && l.tokenLevel);
   const lines = text.split('\n');
   for (let k = 0; k < lines.length; k++) {
     const raw = lines[k].trim();
@@ -125,7 +135,9 @@ export function parseJsonl(text: string, file: string, spec: DataSpec): Example[
     try {
       obj = JSON.parse(raw);
     } catch (e) {
-      fail(file, line, `malformed JSON (${(e as Error).message})`);
+      // Python's json.dumps writes float('nan') as NaN, which is not JSON.
+      const hint = /\bNaN\b/.test(raw) ? '; JSON has no NaN: write null for a target to ignore' : '';
+      fail(file, line, `malformed JSON (${(e as Error).message})${hint}`);
     }
     if (!obj || typeof obj !== 'object' || Array.isArray(obj)) fail(file, line, 'each line must be a JSON object');
     const rec = obj as Record<string, unknown>;
@@ -141,10 +153,6 @@ export function parseJsonl(text: string, file: string, spec: DataSpec): Example[
     if (!lenArr) fail(file, line, `missing input key '${lengthKey}'`);
     const length = lenArr.length;
     if (length === 0) fail(file, line, `'${lengthKey}' is empty`);
-    const first = examples[0];
-    if (tokenMse && first && length !== first.length) {
-      fail(file, line, `'${lengthKey}' has ${length} tokens but line ${first.line} has ${first.length}: MSE head '${tokenMse.key}' has no ignore value, so padding would count in its loss; every example must have the same length`);
-    }
     for (const [name, arr] of Object.entries(inputs)) {
       if (arr.length !== length) fail(file, line, `'${name}' has ${arr.length} items but '${lengthKey}' has ${length}`);
       const limit = spec.idLimits?.[name];
@@ -189,12 +197,12 @@ export interface Batch {
   seqLen: number;
   /** int64 inputs, row-major [size, seqLen]. */
   inputs: Record<string, BigInt64Array>;
-  /** Labels: int64 [size, seqLen] or [size] for CE heads; float32 [size, (seqLen,) ...dims] for MSE heads. */
+  /** Labels: int64 [size, seqLen] or [size] for CE heads (-100 = ignore); float32 [size, (seqLen,) ...dims] for MSE heads (NaN = ignore). */
   labels: Record<string, BigInt64Array | Float32Array>;
   lines: number[];
 }
 
-/** Pad a batch to its longest example: token 0, attention mask 0, label -100. */
+/** Pad a batch to its longest example: token 0, attention mask 0, label -100 (CE) or NaN (MSE). */
 export function makeBatch(examples: Example[], spec: DataSpec): Batch {
   const size = examples.length;
   const seqLen = Math.max(...examples.map((e) => e.length));
@@ -211,11 +219,9 @@ export function makeBatch(examples: Example[], spec: DataSpec): Batch {
   const labels: Record<string, BigInt64Array | Float32Array> = {};
   for (const l of spec.labels) {
     if (l.kind === 'mse') {
-      // No ignore value: a padded position would be a zero target the loss counts.
-      const short = l.tokenLevel ? examples.find((e) => e.length !== seqLen) : undefined;
-      if (short) throw new GrlError(`line ${short.line}: ${short.length} tokens in a batch padded to ${seqLen}; MSE head '${l.key}' needs examples of one length (it has no ignore value)`);
+      // NaN is MSE's ignore value: padded tokens add nothing to the loss or its count.
       const per = (l.tokenLevel ? seqLen : 1) * mseWidth(l);
-      const arr = new Float32Array(size * per);
+      const arr = new Float32Array(size * per).fill(NaN);
       examples.forEach((e, b) => {
         const v = e.labels[l.key];
         if (typeof v === 'number') arr[b * per] = v;

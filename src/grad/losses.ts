@@ -7,6 +7,14 @@
 // (mean over non-ignored positions of the whole batch), over the last axis of
 // [B, T, C] (token level) or [B, C] (sequence level) logits. A batch where
 // every label is ignored gives loss 0 and gradient 0, never NaN.
+//
+// Mean squared error ignores NaN labels (padding, `null` targets in the data):
+// it is PyTorch's `F.mse_loss(pred[mask], label[mask])` with mask = ~isnan(label),
+// i.e. the mean of (pred − label)² over the non-NaN labels of the whole batch.
+// Same guarantees as cross-entropy: an all-NaN batch gives loss 0 and gradient 0,
+// and an ignored element's gradient is exactly 0. With no NaN label every value
+// is the same float32 result as the plain F.mse_loss (Where passes diff through
+// unchanged, and the count is exact like Size).
 import { A, AttrValue, makeAttrs } from '../onnx/attrs';
 import { makeTensor } from '../onnx/tensor';
 import { DataType } from '../onnx/proto';
@@ -19,7 +27,7 @@ export interface LossSpec {
   kind: LossKind;
   /** The head's output (logits for 'ce', predictions for 'mse'). */
   output: string;
-  /** Graph input with the labels: int64 (-100 = ignore) for 'ce', float like the output for 'mse'. */
+  /** Graph input with the labels: int64 (-100 = ignore) for 'ce', float like the output (NaN = ignore) for 'mse'. */
   labels: string;
   weight: number;
   /** Number of classes when known statically (saves a Shape node). */
@@ -31,7 +39,7 @@ export interface LossTensors {
   loss: string;
   /** weight · dLoss/dOutput, shaped like the output: the seed of the backward pass. */
   seed: string;
-  /** Argmax hits among non-ignored labels, and the number of non-ignored labels (float scalars; 'ce' only). */
+  /** Argmax hits among non-ignored labels ('ce' only), and the number of non-ignored labels (float scalars). */
   correct?: string;
   count?: string;
 }
@@ -95,13 +103,21 @@ export function crossEntropy(emit: Emitter, spec: LossSpec, names: LossNames): L
 
 export function meanSquaredError(emit: Emitter, spec: LossSpec, names: LossNames): LossTensors {
   const diff = emit.op('Sub', [spec.output, spec.labels], undefined, 'error');
-  const n = emit.op('Cast', [emit.op('Size', [spec.output], undefined, 'size')], { to: A.int(DataType.FLOAT) }, 'n');
+  // IsNaN on float32 is the same from opset 9 to 20 (later versions only add types); training graphs are ≥ 16.
+  const ignored = emit.op('IsNaN', [spec.labels], undefined, 'ignored');
+  const error = emit.op('Where', [ignored, emit.float(0, 'zero'), diff], undefined, 'masked_error');
+  // Counted in int64, not as a float32 sum of ones (which stops growing at 2^24): exact, like Size was.
+  const valid = emit.op('Cast', [emit.op('Not', [ignored], undefined, 'valid')], { to: A.int(DataType.INT64) }, 'valid_int');
+  const countInt = emit.op('ReduceSum', [valid], { keepdims: A.int(0) }, 'count_int');
+  const n = names.count ? named(emit, 'Cast', [countInt], names.count, { to: A.int(DataType.FLOAT) }) : emit.op('Cast', [countInt], { to: A.int(DataType.FLOAT) }, 'n');
+  // max(n, 1): an all-NaN batch divides 0 by 1 instead of 0 by 0.
   const denom = emit.op('Max', [n, emit.float(1, 'one')], undefined, 'denom');
-  const sse = sumAll(emit, emit.op('Mul', [diff, diff], undefined, 'squared'), 'sse');
+  const sse = sumAll(emit, emit.op('Mul', [error, error], undefined, 'squared'), 'sse');
   const loss = named(emit, 'Div', [sse, denom], names.loss);
   const scale = emit.op('Div', [emit.float(2 * spec.weight, 'two_weight'), denom], undefined, 'scale');
-  const seed = emit.op('Mul', [diff, scale], undefined, 'd_output');
-  return { loss, seed };
+  const seed = emit.op('Mul', [error, scale], undefined, 'd_output');
+  // Returned only when named: training.ts records any returned count in outputs.count.
+  return names.count ? { loss, seed, count: n } : { loss, seed };
 }
 
 export function buildLoss(emit: Emitter, spec: LossSpec, names: LossNames): LossTensors {

@@ -5,7 +5,7 @@
 // from schedules that are pure functions of the step (so resume is exact),
 // eval and atomic checkpoints on a cadence, and the trained inference model.
 // Heads are cross-entropy (accuracy reported) or MSE regression (loss and mean
-// absolute error reported; its labels take the output's static shape).
+// absolute error reported; its labels take the output's static shape, NaN = ignore).
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
@@ -65,8 +65,8 @@ export interface TrainerOptions {
 
 /**
  * Per-head eval metrics. CE heads: mean loss over non-ignored labels, argmax accuracy, label
- * count. MSE heads: mean squared error over every target value, mean absolute error, and the
- * number of target values (no accuracy).
+ * count. MSE heads: mean squared error and mean absolute error over the target values that are
+ * not ignored (NaN: padding or null), and their number (no accuracy).
  */
 export interface HeadMetrics { loss: number; accuracy?: number; mae?: number; count: number }
 
@@ -183,7 +183,7 @@ const scalar = (t: ort.Tensor | undefined): number => (t ? Number((t.data as Flo
 
 /** Per-head loss and accuracy (CE) or mean absolute error (MSE) of the eval graph over a whole data set. */
 export async function evaluate(session: TrainingSession, examples: Example[], spec: DataSpec, tg: Pick<TrainingGraph, 'heads' | 'outputs'>, batchSize: number): Promise<Omit<EvalRecord, 'step'>> {
-  // `hits` is argmax hits (CE) or Σ|error| (MSE); losses are summed weighted by count.
+  // `hits` is argmax hits (CE) or Σ|error| (MSE); `loss` is Σ loss·count (CE) or Σ error² (MSE).
   const sums: Record<string, { loss: number; hits: number; count: number }> = {};
   for (const h of tg.heads) sums[h.head] = { loss: 0, hits: 0, count: 0 };
   for (let s = 0; s < examples.length; s += batchSize) {
@@ -192,12 +192,17 @@ export async function evaluate(session: TrainingSession, examples: Example[], sp
     for (const h of tg.heads) {
       const m = sums[h.head];
       if (h.kind === 'mse') {
-        // The eval graph outputs each head's predictions; MSE's count is every target value.
+        // From the eval graph's predictions, in float64, over the targets that are not NaN
+        // (the ones the loss counts): the data set's mean, not a mean of batch means.
         const target = batch.labels[h.labelInput] as Float32Array;
         const pred = out[h.output].data as Float32Array;
-        for (let i = 0; i < target.length; i++) m.hits += Math.abs(pred[i] - target[i]);
-        m.loss += scalar(out[tg.outputs.headLoss[h.head]]) * target.length;
-        m.count += target.length;
+        for (let i = 0; i < target.length; i++) {
+          if (Number.isNaN(target[i])) continue;
+          const e = pred[i] - target[i];
+          m.loss += e * e;
+          m.hits += Math.abs(e);
+          m.count++;
+        }
         continue;
       }
       const count = scalar(out[tg.outputs.count[h.head]]);

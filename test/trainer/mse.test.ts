@@ -2,6 +2,8 @@
 // against F.mse_loss computed in JS from an inference run, one SGD step against
 // the training graph's own gradient and a finite difference of that JS loss,
 // CE + MSE learning together, resume, the CLI's metrics, and bad MSE labels.
+// Token-level heads take examples of different lengths: padding and `null`
+// targets are NaN labels the loss and the eval metrics skip.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -28,7 +30,12 @@ function lcg(seed: number): () => number {
   return () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
 }
 
-interface Row { ids: number[]; target: number[] | number[][] }
+/** Sequence-level: K numbers. Token-level: per token K numbers or null (ignored), any number may be null. */
+interface Row { ids: number[]; target: (number | null)[] | ((number | null)[] | null)[] }
+/** How a head's labels are laid out: one K-vector per example or per token. */
+interface Layout { tokenLevel: boolean; K: number }
+const CLS: Layout = { tokenLevel: false, K: 3 };
+const NER: Layout = { tokenLevel: true, K: 9 };
 
 /** The classifier's `cls` head as a regression onto 3 features of the ids (learnable). */
 function clsRows(n: number, seed: number): Row[] {
@@ -40,12 +47,23 @@ function clsRows(n: number, seed: number): Row[] {
   });
 }
 
+const nerTarget = (x: number) => Array.from({ length: 9 }, (_, k) => ((x >> (k % 7)) & 1) - 0.25 * k / 9);
+
 /** The tagger's `ner` head (9 values per token) as a token-level regression; one length for all rows. */
 function nerRows(n: number, len: number, seed: number): Row[] {
   const rand = lcg(seed);
   return Array.from({ length: n }, () => {
     const ids = Array.from({ length: len }, () => 1 + Math.floor(rand() * 127));
-    return { ids, target: ids.map((x) => Array.from({ length: 9 }, (_, k) => ((x >> (k % 7)) & 1) - 0.25 * k / 9)) };
+    return { ids, target: ids.map(nerTarget) };
+  });
+}
+
+/** `ner` rows of 2..7 tokens; some tokens have no target (null), some single values are null. */
+function nerVarRows(n: number, seed: number): Row[] {
+  const rand = lcg(seed);
+  return Array.from({ length: n }, () => {
+    const ids = Array.from({ length: 2 + Math.floor(rand() * 6) }, () => 1 + Math.floor(rand() * 127));
+    return { ids, target: ids.map((x) => (rand() < 0.15 ? null : nerTarget(x).map((v) => (rand() < 0.1 ? null : v)))) };
   });
 }
 
@@ -62,23 +80,45 @@ function feedsOf(rows: Row[]): { feeds: Record<string, ort.Tensor>; T: number } 
   return { T, feeds: { input_ids: new ort.Tensor('int64', ids, dims), attention_mask: new ort.Tensor('int64', mask, dims), token_type_ids: new ort.Tensor('int64', new BigInt64Array(rows.length * T), dims) } };
 }
 
-const flatTargets = (rows: Row[]) => rows.flatMap((r) => (r.target as (number | number[])[]).flat());
+/** Labels laid out like the head's output, [B, K] or [B, T, K], built here independently of src/data: NaN for padding and null. */
+function targetsOf(rows: Row[], T: number, { tokenLevel, K }: Layout): Float32Array {
+  const per = (tokenLevel ? T : 1) * K;
+  const out = new Float32Array(rows.length * per).fill(NaN);
+  rows.forEach((r, b) => {
+    const vectors = tokenLevel ? (r.target as ((number | null)[] | null)[]) : [r.target as (number | null)[]];
+    vectors.forEach((vec, t) => vec?.forEach((v, k) => { if (v !== null) out[b * per + t * K + k] = v; }));
+  });
+  return out;
+}
 
-/** F.mse_loss(output, target) (mean over every element) and F.l1_loss, in float64, from an inference run of `model`. */
-async function jsErrors(model: Model | string, rows: Row[], output: string): Promise<{ mse: number; mae: number }> {
+/**
+ * F.mse_loss(y[mask], t[mask]) and F.l1_loss(y[mask], t[mask]) with mask = the real targets (not
+ * padding, not null), in float64, from an inference run of `model` on the padded rows.
+ */
+async function jsErrors(model: Model | string, rows: Row[], output: string, layout: Layout): Promise<{ mse: number; mae: number; n: number }> {
   const bytes = typeof model === 'string' ? fs.readFileSync(model) : serializeModel(model);
   const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
   try {
-    const y = (await s.run(feedsOf(rows).feeds))[output].data as Float32Array;
-    const t = flatTargets(rows);
+    const { feeds, T } = feedsOf(rows);
+    const y = (await s.run(feeds))[output].data as Float32Array;
+    const t = targetsOf(rows, T, layout);
     expect(y.length).toBe(t.length);
-    return { mse: t.reduce((a, v, i) => a + (y[i] - v) ** 2, 0) / t.length, mae: t.reduce((a, v, i) => a + Math.abs(y[i] - v), 0) / t.length };
+    let se = 0;
+    let ae = 0;
+    let n = 0;
+    t.forEach((v, i) => {
+      if (Number.isNaN(v)) return;
+      se += (y[i] - v) ** 2;
+      ae += Math.abs(y[i] - v);
+      n++;
+    });
+    return { mse: se / n, mae: ae / n, n };
   } finally {
     await s.release();
   }
 }
 
-const jsMse = async (model: Model | string, rows: Row[], output: string) => (await jsErrors(model, rows, output)).mse;
+const jsMse = async (model: Model | string, rows: Row[], output: string, layout: Layout) => (await jsErrors(model, rows, output, layout)).mse;
 
 /** The model with every trainable parameter moved to θ + s·d. */
 function shifted(file: string, d: Map<string, Float32Array>, s: number): Model {
@@ -94,8 +134,9 @@ function shifted(file: string, d: Map<string, Float32Array>, s: number): Model {
 }
 
 const cases = [
-  { what: 'sequence-level [B, 3] (classifier cls)', fixture: 'classifier' as const, head: 'cls', output: 'cls_logits', rows: () => clsRows(3, 11) },
-  { what: 'token-level [B, T, 9] (tagger ner)', fixture: 'tagger-opset17' as const, head: 'ner', output: 'ner_logits', rows: () => nerRows(3, 5, 4) },
+  { what: 'sequence-level [B, 3] (classifier cls)', fixture: 'classifier' as const, head: 'cls', output: 'cls_logits', layout: CLS, rows: () => clsRows(3, 11) },
+  { what: 'token-level [B, T, 9] (tagger ner)', fixture: 'tagger-opset17' as const, head: 'ner', output: 'ner_logits', layout: NER, rows: () => nerRows(3, 5, 4) },
+  { what: 'token-level [B, T, 9] with examples of 2..7 tokens and null targets (padding and null ignored)', fixture: 'tagger-opset17' as const, head: 'ner', output: 'ner_logits', layout: NER, rows: () => nerVarRows(4, 2), varying: true },
 ];
 
 describe('one SGD step (lr 1, no shuffle, batch = file) on an MSE head', () => {
@@ -108,7 +149,11 @@ describe('one SGD step (lr 1, no shuffle, batch = file) on an MSE head', () => {
       const model = modelPath(c.fixture);
       const recs: StepRecord[] = [];
       await train({ ...quiet, model, data, losses: [{ head: c.head, kind: 'mse' }], optimizer: 'sgd', lr: 1, steps: 1, shuffle: false, batchSize: rows.length, out: path.join(dir, 'run') }, { onStep: (r) => recs.push(r) });
-      const expected = await jsMse(model, rows, c.output);
+      if (c.varying) {
+        expect(new Set(rows.map((r) => r.ids.length)).size).toBeGreaterThan(2);
+        expect(JSON.stringify(rows)).toContain('null');
+      }
+      const expected = await jsMse(model, rows, c.output, c.layout);
       expect(expected).toBeGreaterThan(0.01);
       expect(Math.abs(recs[0].losses[c.head] - expected)).toBeLessThan(1e-5 * expected);
       expect(recs[0].loss).toBe(recs[0].losses[c.head]);
@@ -120,8 +165,8 @@ describe('one SGD step (lr 1, no shuffle, batch = file) on an MSE head', () => {
       const before = weights(model);
       const after = weights(path.join(dir, 'run', 'model.onnx'));
       const { feeds, T } = feedsOf(rows);
-      const labelDims = c.fixture === 'classifier' ? [rows.length, 3] : [rows.length, T, 9];
-      feeds[c.head] = new ort.Tensor('float32', Float32Array.from(flatTargets(rows)), labelDims);
+      const labelDims = c.layout.tokenLevel ? [rows.length, T, c.layout.K] : [rows.length, c.layout.K];
+      feeds[c.head] = new ort.Tensor('float32', targetsOf(rows, T, c.layout), labelDims);
       const trainable = tg.params.filter((p) => p.trainable);
       for (const p of trainable) feeds[p.name] = new ort.Tensor('float32', before.get(p.name)!, p.dims);
       const s = await ort.InferenceSession.create(serializeModel(tg.training), { intraOpNumThreads: 1 });
@@ -146,10 +191,45 @@ describe('one SGD step (lr 1, no shuffle, batch = file) on an MSE head', () => {
       // And ∇θ is the gradient of the JS loss: along d = Δθ = −∇θ, dL/ds = −|∇θ|².
       const g2 = trainable.reduce((acc, p) => acc + (res[tg.outputs.grads[p.name]].data as Float32Array).reduce((a, v) => a + v * v, 0), 0);
       const eps = 1e-3 / Math.sqrt(g2);
-      const numeric = ((await jsMse(shifted(model, step, eps), rows, c.output)) - (await jsMse(shifted(model, step, -eps), rows, c.output))) / (2 * eps);
+      const numeric = ((await jsMse(shifted(model, step, eps), rows, c.output, c.layout)) - (await jsMse(shifted(model, step, -eps), rows, c.output, c.layout))) / (2 * eps);
       expect(Math.abs(numeric + g2)).toBeLessThan(1e-3 * g2);
     });
   }
+});
+
+describe('token-level MSE with examples of different lengths (NaN = ignore)', () => {
+  it('30 AdamW steps more than halve the masked loss of the trained model on the whole file', async () => {
+    const dir = tmp();
+    const rows = nerVarRows(32, 21);
+    const data = path.join(dir, 'd.jsonl');
+    fs.writeFileSync(data, jsonl(rows, 'ner'));
+    const model = modelPath('tagger-opset17');
+    const recs: StepRecord[] = [];
+    const run = await train({ ...quiet, model, data, losses: [{ head: 'ner', kind: 'mse' }], optimizer: 'adamw', lr: 1e-2, batchSize: 8, steps: 30, seed: 3, out: path.join(dir, 'run') }, { onStep: (r) => recs.push(r) });
+    expect(recs).toHaveLength(30);
+    for (const r of recs) expect(Number.isFinite(r.losses.ner)).toBe(true);
+    const before = await jsMse(model, rows, 'ner_logits', NER);
+    const after = await jsMse(run.model, rows, 'ner_logits', NER);
+    expect(after).toBeLessThan(0.5 * before);
+  });
+
+  it('eval mse/mae are over the real targets only, across eval batches padded to different lengths', async () => {
+    const dir = tmp();
+    const train_ = path.join(dir, 'train.jsonl');
+    const evalRows = nerVarRows(40, 17);
+    const evalFile = path.join(dir, 'eval.jsonl');
+    fs.writeFileSync(train_, jsonl(nerVarRows(8, 2), 'ner'));
+    fs.writeFileSync(evalFile, jsonl(evalRows, 'ner'));
+    // Eval batches are max(batch size, 32) = 32 rows: 32 + 8, each padded to its own longest row.
+    const run = await train({ ...quiet, model: modelPath('tagger-opset17'), data: train_, eval: evalFile, losses: [{ head: 'ner', kind: 'mse' }], lr: 1e-3, batchSize: 4, steps: 2, out: path.join(dir, 'run') });
+    const js = await jsErrors(run.model, evalRows, 'ner_logits', NER);
+    const ev = run.lastEval!.heads.ner;
+    expect(ev.count).toBe(js.n);
+    expect(js.n).toBeLessThan(9 * evalRows.reduce((a, r) => a + r.ids.length, 0));
+    expect(Math.abs(ev.loss - js.mse)).toBeLessThan(1e-5 * js.mse);
+    expect(Math.abs(ev.mae! - js.mae)).toBeLessThan(1e-5 * js.mae);
+    expect(run.lastEval!.loss).toBe(ev.loss);
+  });
 });
 
 describe('CE and MSE heads train together', () => {
@@ -179,7 +259,7 @@ describe('CE and MSE heads train together', () => {
     const opts = (out: string): TrainerOptions => ({ ...quiet, model: modelPath('classifier'), data, eval: data, losses: [{ head: 'tag' }, { head: 'cls', kind: 'mse' }], lr: 3e-3, batchSize: 4, steps: 4, seed: 1, out });
     const straight = await train(opts(path.join(dir, 'straight')));
     // The final eval (one batch of all 12 rows) ran on the weights model.onnx holds.
-    const js = await jsErrors(straight.model, rows, 'cls_logits');
+    const js = await jsErrors(straight.model, rows, 'cls_logits', CLS);
     const ev = straight.lastEval!.heads.cls;
     expect(Math.abs(ev.loss - js.mse)).toBeLessThan(1e-5 * js.mse);
     expect(Math.abs(ev.mae! - js.mae)).toBeLessThan(1e-5 * js.mae);
@@ -318,17 +398,31 @@ describe('MSE label layout and validation', () => {
   const line2 = (s: string) => `{"input_ids":[1,2],"score":1,"vec":[1,2],"tok":[1,2]}\n${s}\n`;
   const bad: [string, string, RegExp][] = [
     ['a string', '{"input_ids":[1,2],"score":"1","vec":[1,2],"tok":[1,2]}', /^d\.jsonl:2: label 'score' is "1", not a finite number$/],
-    ['null', '{"input_ids":[1,2],"score":1,"vec":[1,null],"tok":[1,2]}', /^d\.jsonl:2: label 'vec\[1\]' is null, not a finite number$/],
+    ['a boolean', '{"input_ids":[1,2],"score":1,"vec":[1,true],"tok":[1,2]}', /^d\.jsonl:2: label 'vec\[1\]' is true, not a finite number$/],
+    ['a null token-level label (it must list its tokens)', '{"input_ids":[1,2],"score":1,"vec":[1,2],"tok":null}', /^d\.jsonl:2: label 'tok' must be an array \(one target per token, null for a token without one\)$/],
+    ['an array nested too deep', '{"input_ids":[1,2],"score":1,"vec":[[1],2],"tok":[1,2]}', /^d\.jsonl:2: label 'vec\[0\]' is \[1\], not a finite number$/],
+    ['NaN written by Python (not JSON)', '{"input_ids":[1,2],"score":NaN,"vec":[1,2],"tok":[1,2]}', /^d\.jsonl:2: malformed JSON \(.*\); JSON has no NaN: write null for a target to ignore$/],
     ['a number overflowing to infinity', '{"input_ids":[1,2],"score":1e400,"vec":[1,2],"tok":[1,2]}', /^d\.jsonl:2: label 'score' is Infinity, not a finite number$/],
     ['a number outside float32', '{"input_ids":[1,2],"score":1e39,"vec":[1,2],"tok":[1,2]}', /^d\.jsonl:2: label 'score' = 1e\+39 does not fit in float32$/],
     ['too few values per example', '{"input_ids":[1,2],"score":1,"vec":[1],"tok":[1,2]}', /^d\.jsonl:2: label 'vec' has 1 numbers but the head's output has 2 per example$/],
     ['a number where an array is needed', '{"input_ids":[1,2],"score":1,"vec":3,"tok":[1,2]}', /^d\.jsonl:2: label 'vec' must be an array of 2 numbers/],
     ['two values for a one-value head', '{"input_ids":[1,2],"score":[1,2],"vec":[1,2],"tok":[1,2]}', /^d\.jsonl:2: label 'score' has 2 numbers but the head's output has 1 per example$/],
     ['a token label of the wrong length', '{"input_ids":[1,2],"score":1,"vec":[1,2],"tok":[1]}', /^d\.jsonl:2: label 'tok' has 1 items but 'input_ids' has 2$/],
-    ['a token-level head with a different length (no padding for MSE)', '{"input_ids":[1,2,3],"score":1,"vec":[1,2],"tok":[1,2,3]}', /^d\.jsonl:2: 'input_ids' has 3 tokens but line 1 has 2: MSE head 'tok' has no ignore value/],
   ];
   it.each(bad)('rejects %s with file and line', (_what, text, re) => {
     expect(() => parseJsonl(line2(text), 'd.jsonl', spec)).toThrow(re);
+  });
+
+  it('pads token-level targets with NaN and reads null as NaN (a number, a token\'s K values, an example\'s K values)', () => {
+    const ex = parseJsonl('{"input_ids":[1,2,3],"score":null,"vec":[null,2],"tok":[1,null,3]}\n{"input_ids":[4],"score":2,"vec":null,"tok":[0.5]}\n', 'd.jsonl', spec);
+    const b = makeBatch(ex, spec);
+    expect(b.seqLen).toBe(3);
+    expect(Array.from(b.labels.score as Float32Array)).toEqual([NaN, 2]);
+    expect(Array.from(b.labels.vec as Float32Array)).toEqual([NaN, 2, NaN, NaN]);
+    expect(Array.from(b.labels.tok as Float32Array)).toEqual([1, NaN, 3, 0.5, NaN, NaN]);
+    const s: DataSpec = { inputs: ['input_ids'], labels: [{ key: 'y', kind: 'mse', tokenLevel: true, dims: [2] }] };
+    const b2 = makeBatch(parseJsonl('{"input_ids":[1,2],"y":[null,[3,null]]}\n{"input_ids":[3],"y":[[5,6]]}\n', 'd.jsonl', s), s);
+    expect(Array.from(b2.labels.y as Float32Array)).toEqual([NaN, NaN, 3, NaN, 5, 6, NaN, NaN]);
   });
 
   it('reads K targets per token for [B, T, K] and names the token of a bad one', () => {
