@@ -202,6 +202,10 @@ export interface FlatOptimizerState {
  * norm; non-finite gradients leave parameters and moments untouched.
  */
 export function fusedOptimizerStep(kind: OptimizerKind, s: FlatOptimizerState): number {
+  const n = s.params.length;
+  if (s.gradients.length !== n || s.states.length !== OPTIMIZER_STATES[kind].length || s.states.some((x) => x.length !== n)) {
+    throw new GrlError(`${kind} update: parameters, gradients and the ${OPTIMIZER_STATES[kind].join(', ')} buffers must all hold ${n} floats`);
+  }
   const kernels = kernelsFor(s.params, s.gradients, ...s.states);
   return kernels ? wasmStep(kernels, kind, s) : jsStep(kind, s);
 }

@@ -182,6 +182,16 @@ describe('wasm updates', () => {
     expect(kernelsFor(g)!.sumsq(g.byteOffset, g.length)).toBeNaN();
   });
 
+  it('refuses buffers of different lengths instead of reading past one of them', () => {
+    const arena = KernelArena.create([8, 8, 8, 4])!;
+    const [p, g, m, v] = arena.views;
+    const h = defaultHyperparameters('adamw');
+    expect(() => fusedOptimizerStep('adamw', { params: p, gradients: g, states: [m, v], learningRate: 0.1, step: 1, hyper: h }))
+      .toThrow('adamw update: parameters, gradients and the exp_avg, exp_avg_sq buffers must all hold 8 floats');
+    expect(() => fusedOptimizerStep('adamw', { params: p, gradients: g, states: [m], learningRate: 0.1, step: 1, hyper: h })).toThrow(/must all hold 8 floats/);
+    expect(Array.from(p).every((x) => x === 0)).toBe(true);
+  });
+
   it('accumulate adds element by element', () => {
     const arena = KernelArena.create([7, 7])!;
     const [dst, src] = arena.views;
