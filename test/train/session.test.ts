@@ -11,6 +11,7 @@ import { writeArtifacts } from '../../src/train/artifacts';
 import { loadCheckpoint } from '../../src/train/checkpoint';
 import { OptimizerKind } from '../../src/train/optimizer';
 import { TrainingSession, TrainingSessionCreateOptions } from '../../src/train/session';
+import { KernelArena } from '../../src/train/kernels/wasm';
 import { F, makeModel, randn, rng, valueInfo } from '../helpers/build';
 import { C, D, H, Weights, inferenceModel, initialWeights, referenceGrads, trainingGraphFor } from './linear-grl';
 
@@ -336,3 +337,63 @@ describe('onnxruntime-node 1.30 output binding (what the session relies on)', ()
   });
 });
 
+
+describe('TrainingSession when its buffers do not fit a wasm memory (plain arrays, JS update)', () => {
+  afterEach(() => jest.restoreAllMocks());
+  const plain = async (dir: string) => {
+    jest.spyOn(KernelArena, 'create').mockReturnValue(undefined);
+    const s = await TrainingSession.create({ artifactsDir: dir });
+    jest.restoreAllMocks();
+    return s;
+  };
+
+  it('one SGD step with lr = 1 is θ − ∇θ, and accumulation adds micro-batches in JS', async () => {
+    const s = await plain(artifacts('sgd', 1));
+    expect(s.updateKernel).toBe('js');
+    const b = batch(3, [0, 2, -100, 1, 1]);
+    await s.runTrainStep(b.feeds);
+    await s.runOptimizerStep();
+    const ref = referenceGrads(w0, b.x, b.labels, 0.5);
+    const w = await weightsOf(s);
+    expectClose(w.E, Array.from(w0.E, (v, i) => v - ref.E[i]), 1e-6, 'E');
+    expectClose(w.b, Array.from(w0.b, (v, i) => v - ref.b[i]), 1e-6, 'b');
+    await s.release();
+
+    const b1 = batch(11, [0, 1, 2]);
+    const b2 = batch(12, [2, 2, 0]);
+    const micro = await plain(artifacts('sgd', 1));
+    await micro.runTrainStep(b1.feeds);
+    await micro.runTrainStep(b2.feeds);
+    await micro.runOptimizerStep();
+    const whole = await TrainingSession.create({ artifactsDir: artifacts('sgd', 2) });
+    expect(whole.updateKernel).toBe('wasm-simd');
+    await whole.runTrainStep(concat(b1, b2).feeds);
+    await whole.runOptimizerStep();
+    const a = await weightsOf(micro);
+    const c = await weightsOf(whole);
+    expectClose([...a.E, ...a.W, ...a.b], [...c.E, ...c.W, ...c.b], 1e-6, 'accumulated (JS) vs joined (wasm)');
+    await micro.release();
+    await whole.release();
+  });
+
+  it('AdamW for 3 steps agrees with the wasm session within float32 rounding', async () => {
+    const dir = artifacts('adamw', 0.05, { weightDecay: 0.1, maxGradNorm: 0.5 });
+    const js = await plain(dir);
+    const simd = await TrainingSession.create({ artifactsDir: dir });
+    expect([js.updateKernel, simd.updateKernel]).toEqual(['js', 'wasm-simd']);
+    for (let k = 0; k < 3; k++) {
+      const b = batch(40 + k, [0, 1, 2, 1]);
+      for (const s of [js, simd]) {
+        await s.runTrainStep(b.feeds);
+        await s.runOptimizerStep();
+        await s.lazyResetGrad();
+      }
+    }
+    const a = await weightsOf(js);
+    const b = await weightsOf(simd);
+    expectClose([...a.E, ...a.W, ...a.b], [...b.E, ...b.W, ...b.b], 1e-6, 'js vs wasm AdamW');
+    expect([...a.E, ...a.W, ...a.b]).not.toEqual([...w0.E, ...w0.W, ...w0.b]);
+    await js.release();
+    await simd.release();
+  });
+});
