@@ -251,8 +251,9 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
       location ??= `${path.basename(dest)}.data`;
       const target = path.join(dir, location);
       // Also when replacing another model at dest: its data must stay until the new model is in place.
-      if (sources.some((f) => sameFile(f, target)) || (!inPlace && fs.existsSync(dest) && fs.existsSync(target))) {
-        if (!inPlace && fs.existsSync(dest) && ownDataFile(target, dest)) replacedData = target;
+      const replacing = !inPlace && fs.existsSync(dest);
+      if (sources.some((f) => sameFile(f, target)) || (replacing && fs.existsSync(target))) {
+        if (replacing && ownDataFile(target, dest)) replacedData = target;
         location = freshDataName(dir, path.basename(dest));
         freshData = true;
       }

@@ -135,7 +135,6 @@ export class TrainingSession {
   private readonly params: Float32Array;
   private readonly grads: Float32Array;
   private scratch: Float32Array | undefined;
-  private readonly arenaScratch: Float32Array | undefined;
   private readonly states: Float32Array[];
   private readonly paramViews: Feeds = {};
   private readonly gradViews: Feeds = {};
@@ -200,7 +199,8 @@ export class TrainingSession {
     const buffer = (k: number) => arena?.views[k] ?? new Float32Array(offset);
     this.params = buffer(0);
     this.grads = buffer(1);
-    this.arenaScratch = arena?.views[2];
+    // Reserved in the arena (untouched pages cost nothing); plain arrays allocate it on first accumulation.
+    this.scratch = arena?.views[2];
     for (const [i, t] of ckpt.trainable.entries()) this.params.set(t.data, this.slots[i].offset);
     for (const s of this.slots) {
       this.paramViews[s.name] = new ort.Tensor('float32', this.params.subarray(s.offset, s.offset + s.size), s.dims);
@@ -316,7 +316,7 @@ export class TrainingSession {
     this.applyLambdaSchedule();
     const accumulate = this.gradsPending;
     if (accumulate && !this.scratchFetches) {
-      const scratch = (this.scratch = this.arenaScratch ?? new Float32Array(this.params.length));
+      const scratch = (this.scratch ??= new Float32Array(this.params.length));
       const views: Feeds = {};
       for (const s of this.slots) views[s.name] = new ort.Tensor('float32', scratch.subarray(s.offset, s.offset + s.size), s.dims);
       this.scratchFetches = this.trainFetches(views);
