@@ -17,6 +17,7 @@ import { analyzeHeads, grlHeadAttr, isGrlNode, resolveHead } from '../patch/head
 import { Emitter } from './emit';
 import { LossKind, LossTensors, buildLoss } from './losses';
 import { differentiablePath, differentiate, isParameter } from './backward';
+import { scheduleLeafTails } from './schedule';
 import { GELU_OPSET, LAYER_NORM_OPSET, FuseSource, fuseGelus, fuseLayerNorms, opsetRaiseBlockers } from './fuse';
 import { NamePattern, selectTrainable } from './select';
 import type { Dim } from './types';
@@ -266,7 +267,7 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   const frozenInits = (src.initializer ?? []).filter((t) => !trainableSet.has(t));
 
   const assemble = (nodes: NodeProto[], inits: TensorProto[], outputs: ValueInfoProto[], name: string): ModelProto => {
-    const live = liveNodes(nodes, outputs.map((o) => o.name ?? ''));
+    const live = scheduleLeafTails(liveNodes(nodes, outputs.map((o) => o.name ?? '')));
     const used = usedNames(live);
     const g: GraphProto = {
       name,
