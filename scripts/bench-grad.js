@@ -7,7 +7,8 @@
  * (a) BERT-like d=256 tagger (4 layers, 4 heads, FFN 1024, vocab 8000, heads pos/ner),
  *     batch 8 x 128: the plain onnxruntime-node inference forward of the exported model
  *     vs. one run of the training graph (forward + both losses + backward, every
- *     parameter gradient fetched into preallocated buffers, as TrainingSession does),
+ *     parameter gradient into one flat buffer as TrainingSession does: dense outputs bound
+ *     to views of it, the word table's row-sparse output added into it in the timed run),
  *     interleaved, median of --runs after --warmup, identical session options. A third
  *     session runs the same graph fetching only the loss, which shows what the binding
  *     spends returning the gradients.
@@ -15,6 +16,8 @@
  * (b) buildTrainingGraph on the BERT-base-size model (110M parameters): load and build
  *     times printed separately. Target: build <= 2 s.
  * --no-fuse: keep the decomposed LayerNorms (for comparison; see src/grad/fuse.ts).
+ * --dense: every gradient dense, the word table's too (training artifacts output it
+ *     row-sparse, and the timed run then includes adding its rows into the flat buffer).
  * --profile [--nodes]: also runs both sessions with onnxruntime profiling and prints kernel time
  *     per op type (written to bench-out/profile-*.json).
  */
@@ -29,6 +32,7 @@ const ort = require('onnxruntime-node');
 const { loadModel, serializeModel } = require('../dist/onnx/io');
 const { tensorToFloat32 } = require('../dist/onnx/tensor');
 const { buildTrainingGraph } = require('../dist/grad/training');
+const { scatterAddRows, zeroRows } = require('../dist/train/rows');
 
 const BATCH = C.intArg('batch', 8);
 const TOKENS = C.intArg('tokens', 128);
@@ -38,18 +42,41 @@ const HEADS = { pos: 17, ner: 9 };
 const TARGET_RATIO = 3.2;
 const TARGET_BUILD_S = 2;
 
-/** Everything a training-graph run needs: parameter feeds and bound gradient outputs. */
+/**
+ * Everything a training-graph run needs, as TrainingSession does it: parameter feeds, dense
+ * gradients bound to views of one flat buffer, and `scatter(result)`, which adds row-sparse
+ * gradients (the word table's) into that buffer after clearing the rows the last run wrote.
+ */
 function trainingFeeds(model, tg, batch) {
   const inits = new Map((model.proto.graph.initializer ?? []).map((t) => [t.name, t]));
   const feeds = { ...batch.inputs, ...batch.labels };
   const fetches = {};
-  for (const p of tg.params.filter((q) => q.trainable)) {
+  const trainable = tg.params.filter((q) => q.trainable);
+  const flat = new Float32Array(trainable.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0));
+  const rowSlots = [];
+  let offset = 0;
+  for (const p of trainable) {
+    const size = p.dims.reduce((a, b) => a * b, 1);
     feeds[p.name] = new ort.Tensor('float32', tensorToFloat32(inits.get(p.name), model.baseDir), p.dims);
-    fetches[tg.outputs.grads[p.name]] = new ort.Tensor('float32', new Float32Array(p.dims.reduce((a, b) => a * b, 1)), p.dims);
+    const rows = tg.outputs.rowGrads?.[p.name];
+    if (rows) {
+      fetches[rows.rows] = fetches[rows.indices] = null;
+      rowSlots.push({ name: p.name, offset, rowCount: p.dims[0], width: size / p.dims[0], outputs: rows, written: null });
+    } else {
+      fetches[tg.outputs.grads[p.name]] = new ort.Tensor('float32', flat.subarray(offset, offset + size), p.dims);
+    }
+    offset += size;
   }
   for (const l of tg.lambdas) feeds[l.input] = new ort.Tensor('float32', Float32Array.of(l.default), []);
   fetches[tg.outputs.loss] = null;
-  return { feeds, fetches };
+  const scatter = (result) => {
+    for (const r of rowSlots) {
+      if (r.written) zeroRows(flat, r, r.written);
+      r.written = result[r.outputs.indices].data;
+      scatterAddRows(flat, r, result[r.outputs.rows].data, r.written);
+    }
+  };
+  return { feeds, fetches, scatter };
 }
 
 async function profiled(bytes, feeds, fetches, name) {
@@ -65,7 +92,7 @@ async function profiled(bytes, feeds, fetches, name) {
 async function forwardVsBackward() {
   const file = C.benchModel('train');
   const model = loadModel(file);
-  const tg = buildTrainingGraph(model, { losses: Object.keys(HEADS).map((head) => ({ head })), fuseLayerNorm: !C.flag('no-fuse') });
+  const tg = buildTrainingGraph(model, { losses: Object.keys(HEADS).map((head) => ({ head })), fuseLayerNorm: !C.flag('no-fuse'), rowSparseGradients: !C.flag('dense') });
   const trainingBytes = serializeModel(tg.training);
   const nParams = tg.params.filter((p) => p.trainable).reduce((s, p) => s + p.dims.reduce((a, b) => a * b, 1), 0);
   console.log(`(a) ${path.relative(C.ROOT, file)}: ${(fs.statSync(file).size / 1e6).toFixed(1)} MB, ${nParams.toLocaleString('en')} trainable parameters; training graph ${tg.training.graph.node.length} nodes (forward ${model.proto.graph.node.length}); batch ${BATCH} x ${TOKENS}`);
@@ -78,11 +105,11 @@ async function forwardVsBackward() {
   // (it copies each fetched output into a fresh ArrayBuffer). Its own session, because
   // switching one session between fetch sets re-plans its memory and costs several ms.
   const unfetched = await ort.InferenceSession.create(trainingBytes, C.sessionOptions());
-  const { feeds, fetches } = trainingFeeds(model, tg, batch);
+  const { feeds, fetches, scatter } = trainingFeeds(model, tg, batch);
   const lossOnly = { [tg.outputs.loss]: null };
   const times = await C.interleaved({
     forward: () => fwd.run(batch.inputs),
-    'forward+backward': () => train.run(feeds, fetches),
+    'forward+backward': async () => scatter(await train.run(feeds, fetches)),
     unfetched: () => unfetched.run(feeds, lossOnly),
   }, { warmup: WARMUP, runs: RUNS });
   await fwd.release();
@@ -96,7 +123,7 @@ async function forwardVsBackward() {
   console.log(`    forward+backward (train)  median ${fb.toFixed(1)} ms  (min ${Math.min(...times['forward+backward']).toFixed(1)})`);
   console.log(`    ratio ${ratio.toFixed(2)}x  (target <= ${TARGET_RATIO}x: ${ratio <= TARGET_RATIO ? 'met' : `missed by ${(ratio - TARGET_RATIO).toFixed(2)}x`})`);
   const nf = C.median(times.unfetched);
-  console.log(`    the same run fetching only the loss: median ${nf.toFixed(1)} ms = ${(nf / f).toFixed(2)}x, so returning the ${Object.keys(fetches).length - 1} gradients through onnxruntime-node costs ${(fb - nf).toFixed(1)} ms`);
+  console.log(`    the same run fetching only the loss: median ${nf.toFixed(1)} ms = ${(nf / f).toFixed(2)}x, so returning the ${Object.keys(fetches).length - 1} gradient outputs through onnxruntime-node costs ${(fb - nf).toFixed(1)} ms`);
 
   if (C.flag('profile')) {
     printProfiles([

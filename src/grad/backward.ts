@@ -8,7 +8,7 @@ import { DataType, NodeProto, TensorProto } from '../onnx/proto';
 import { Graph, nodeLabel } from '../onnx/graph';
 import { GraphError, GrlError } from '../onnx/errors';
 import { ShapeInference, inferShapes } from '../onnx/shapes';
-import { Emitter } from './emit';
+import { Emitter, RowGradient } from './emit';
 import { makeRuleContext } from './context';
 import { findRule } from './rules';
 import { NON_DIFFERENTIABLE_OPS } from './rules/nonDifferentiable';
@@ -30,6 +30,8 @@ export interface Differentiated {
   initializers: TensorProto[];
   /** Each `wrt` tensor that has a gradient -> its gradient tensor (`<tensor>_grad`). */
   grads: Map<string, string>;
+  /** The `wrt` tensors whose whole gradient is one row scatter (a Gather along axis 0), in row-sparse form. */
+  rowGrads: Map<string, RowGradient>;
 }
 
 const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.BFLOAT16]);
@@ -226,9 +228,14 @@ export function differentiate(graph: Graph, opts: DifferentiateOptions): Differe
   }
 
   const grads = new Map<string, string>();
+  const rowGrads = new Map<string, RowGradient>();
   for (const w of opts.wrt) {
     const g = path.onPath.has(w) ? finalGrad(w) : null;
-    if (g) grads.set(w, g);
+    if (!g) continue;
+    grads.set(w, g);
+    const only = contributions.get(w) ?? [];
+    const rows = only.length === 1 ? emit.rowGrads.get(only[0]) : undefined;
+    if (rows) rowGrads.set(w, rows);
   }
-  return { nodes: emit.nodes, initializers: emit.initializers, grads };
+  return { nodes: emit.nodes, initializers: emit.initializers, grads, rowGrads };
 }

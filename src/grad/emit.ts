@@ -7,6 +7,12 @@ import { A, AttrValue, makeAttrs } from '../onnx/attrs';
 import { makeTensor } from '../onnx/tensor';
 import type { Dim } from './types';
 
+/** A row-sparse gradient: dense[indices[k]] += rows[k] for every k; rows may repeat. */
+export interface RowGradient {
+  rows: string;
+  indices: string;
+}
+
 export interface NameSource {
   uniqueName(base: string): string;
 }
@@ -25,6 +31,13 @@ export class Emitter {
   ) {}
 
   private readonly declared = new Map<string, Dim[]>();
+
+  /**
+   * Gradients that are a sum of rows scattered into zeros (Gather's, along axis 0): the
+   * dense tensor -> its rows [N, ...] and their row indices [N]. A training graph may output
+   * these instead of the dense tensor (TrainingGraphOptions.rowSparseGradients).
+   */
+  readonly rowGrads = new Map<string, RowGradient>();
 
   /** Static shape of a forward tensor, or of a new tensor a rule declared. */
   shapeOf(name: string): Dim[] | undefined {

@@ -5,7 +5,7 @@ export type { DifferentiateOptions, Differentiated, DifferentiablePath } from '.
 export { buildLoss, crossEntropy, meanSquaredError } from './losses';
 export type { LossKind, LossSpec, LossTensors, LossNames } from './losses';
 export { buildTrainingGraph } from './training';
-export type { TrainingGraph, TrainingGraphOptions, LossOption } from './training';
+export type { TrainingGraph, TrainingGraphOptions, LossOption, RowGradientOutputs } from './training';
 export { compilePattern, selectTrainable } from './select';
 export type { NamePattern, Selection } from './select';
 export { findRule, supportedOps } from './rules';

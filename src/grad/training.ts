@@ -38,6 +38,20 @@ export interface TrainingGraphOptions {
   fuseLayerNorm?: boolean;
   /** Fold erf-GELU decompositions into Gelu-20 nodes when raising the opset to 20 is safe (default true; see fuse.ts). */
   fuseGelu?: boolean;
+  /**
+   * Output a lookup table's gradient in row-sparse form when all of it comes from one Gather
+   * along axis 0 (an embedding table): `<param>_grad_rows` [N, ...] and `<param>_grad_indices`
+   * [N] (int64), meaning dense[indices[k]] += rows[k], instead of the dense `<param>_grad`
+   * (default false; training artifacts turn it on). N is the number of looked-up ids, so a
+   * vocabulary's mostly-zero gradient is neither filled, scattered nor copied out by onnxruntime.
+   */
+  rowSparseGradients?: boolean;
+}
+
+/** A row-sparse gradient's two outputs (TrainingGraphOptions.rowSparseGradients). */
+export interface RowGradientOutputs {
+  rows: string;
+  indices: string;
 }
 
 export interface TrainingGraph {
@@ -48,7 +62,16 @@ export interface TrainingGraph {
   modelInputs: string[];
   heads: { head: string; labelInput: string; output: string; kind: LossKind; weight: number; tokenLevel: boolean; numClasses?: number }[];
   lambdas: { head: string; input: string; node: string; default: number }[];
-  outputs: { loss: string; headLoss: Record<string, string>; correct: Record<string, string>; count: Record<string, string>; grads: Record<string, string> };
+  outputs: {
+    loss: string;
+    headLoss: Record<string, string>;
+    correct: Record<string, string>;
+    count: Record<string, string>;
+    /** Dense gradient output per trainable parameter (all but those in rowGrads). */
+    grads: Record<string, string>;
+    /** Row-sparse gradient outputs, for parameters that have them (rowSparseGradients). */
+    rowGrads?: Record<string, RowGradientOutputs>;
+  };
 }
 
 /** Training graphs emit ScatterND/ScatterElements with reduction='add' (opset 16). */
@@ -238,10 +261,27 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
 
   const params = considered.map((t) => ({ name: t.name ?? '', dims: dimsOf(t), trainable: selection.trainable.has(t.name ?? '') }));
   const grads: Record<string, string> = {};
+  const rowGrads: Record<string, RowGradientOutputs> = {};
+  const rowNodes: NodeProto[] = [];
+  const gradVI: ValueInfoProto[] = [];
   for (const t of trainable) {
-    const g = back.grads.get(t.name ?? '');
+    const name = t.name ?? '';
+    const g = back.grads.get(name);
     if (!g) throw new GrlError(`${where}: parameter '${t.name}' lies on a path to the loss but received no gradient (a rule returned none)`, { file: where });
-    grads[t.name ?? ''] = g;
+    const rows = opts.rowSparseGradients ? back.rowGrads.get(name) : undefined;
+    if (!rows) {
+      grads[name] = g;
+      gradVI.push(valueInfo(g, DataType.FLOAT, dimsOf(t)));
+      continue;
+    }
+    const out = { rows: graph.uniqueName(`${name}_grad_rows`), indices: graph.uniqueName(`${name}_grad_indices`) };
+    rowNodes.push(
+      { name: graph.uniqueName(`${out.rows}/Identity`), op_type: 'Identity', input: [rows.rows], output: [out.rows], attribute: [] },
+      { name: graph.uniqueName(`${out.indices}/Identity`), op_type: 'Identity', input: [rows.indices], output: [out.indices], attribute: [] },
+    );
+    rowGrads[name] = out;
+    const n = `${name}_lookups`;
+    gradVI.push(valueInfo(out.rows, DataType.FLOAT, [n, ...dimsOf(t).slice(1)]), valueInfo(out.indices, DataType.INT64, [n]));
   }
   const headLoss: Record<string, string> = {};
   const correct: Record<string, string> = {};
@@ -281,9 +321,9 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
     return trainingModelProto(model.proto, g, opset);
   };
   const training = assemble(
-    [...fwdFinal, ...lossNodes, ...back.nodes],
+    [...fwdFinal, ...lossNodes, ...back.nodes, ...rowNodes],
     [...frozenInits, ...lossEmit.initializers, ...back.initializers],
-    [...metricVI, ...(opts.includeLogits ? logitsVI : []), ...trainable.map((t) => valueInfo(grads[t.name ?? ''], DataType.FLOAT, dimsOf(t)))],
+    [...metricVI, ...(opts.includeLogits ? logitsVI : []), ...gradVI],
     `${src.name ?? 'graph'}_training`,
   );
   const evalModel = assemble([...fwdFinal, ...lossNodes], [...frozenInits, ...lossEmit.initializers], [...metricVI, ...logitsVI], `${src.name ?? 'graph'}_eval`);
@@ -295,7 +335,7 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
     modelInputs,
     heads,
     lambdas,
-    outputs: { loss: totalName, headLoss, correct, count, grads },
+    outputs: { loss: totalName, headLoss, correct, count, grads, ...(Object.keys(rowGrads).length ? { rowGrads } : {}) },
   };
 }
 

@@ -179,7 +179,7 @@ export async function trainProbe(train: ProbeData, test: ProbeData, opts: ProbeT
   if (!train.rows || !test.rows) throw new GrlError('probe: no labelled rows to train or test on');
   const seed = opts.seed ?? 0;
   const model = buildProbeModel(train.dim, C, { kind: opts.kind, hidden: opts.hidden, seed });
-  const tg = buildTrainingGraph(model, { losses: [{ head: PROBE_HEAD }] });
+  const tg = buildTrainingGraph(model, { losses: [{ head: PROBE_HEAD }], rowSparseGradients: true });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-probe-'));
   let session: TrainingSession | undefined;
   try {

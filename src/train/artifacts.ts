@@ -1,7 +1,8 @@
 // Training artifacts: `grl-onnx artifacts` writes ONNX Runtime's on-device training
 // layout into a folder, so anyone who knows ORT recognises it:
 //
-//   training_model.onnx   forward + losses + backward (`<param>_grad` outputs)
+//   training_model.onnx   forward + losses + backward (`<param>_grad` outputs; an embedding
+//                         table's gradient row-sparse, `<param>_grad_rows` + `_grad_indices`)
 //   eval_model.onnx       forward + losses, no gradients
 //   optimizer_model.onnx  AdamW or SGD over one flat parameter vector (optimizer.ts)
 //   checkpoint            ORT flatbuffer checkpoint: parameters, frozen parameters, settings
@@ -137,7 +138,9 @@ export function writeArtifacts(original: Model, tg: TrainingGraph, opts: Omit<Ar
 /** Build the training graph of `model` and write ORT's artifact layout into `outDir`. */
 export function generateArtifacts(model: Model, opts: ArtifactOptions, outDir: string): ArtifactsMetadata {
   const { optimizer, learningRate, hyperparameters, ...graphOpts } = opts;
-  const tg = buildTrainingGraph(model, graphOpts);
+  // TrainingSession scatters row-sparse gradients itself, which saves a vocabulary-sized fill,
+  // scatter and output copy per step; pass rowSparseGradients: false for dense outputs only.
+  const tg = buildTrainingGraph(model, { rowSparseGradients: true, ...graphOpts });
   return writeArtifacts(model, tg, { optimizer, learningRate, hyperparameters }, outDir);
 }
 

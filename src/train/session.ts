@@ -35,6 +35,8 @@ import { DataType, TensorProto } from '../onnx/proto';
 import { dimsOf, isExternal, makeTensor, numElements, tensorByteLength } from '../onnx/tensor';
 import { CheckpointState, NamedTensor, PropertyBag, loadCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, SESSION_PROPERTY } from './checkpoint';
 import { ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
+import { RowTarget, scatterAddRows, zeroRows } from './rows';
+import type { RowGradientOutputs } from '../grad/training';
 import {
   HYPERPARAMETER_INPUTS, OPTIMIZER_STATES, OptimizerHyperparameters, OptimizerKind,
   checkInPlaceSafe, defaultHyperparameters, fusedOptimizerStep, inPlacePairs, optimizerKindOf,
@@ -53,6 +55,12 @@ export interface TrainingSessionCreateOptions {
   inferenceModel?: URIorBuffer;
   /** Gradient output of each trainable parameter (default `<param>_grad`; artifacts.json has them). */
   gradOutputs?: Record<string, string>;
+  /**
+   * Row-sparse gradient outputs of embedding tables (TrainingGraphOptions.rowSparseGradients;
+   * artifacts.json has them). A parameter whose `<param>_grad` the training model lacks but
+   * which has `<param>_grad_rows` and `<param>_grad_indices` outputs is found without this.
+   */
+  rowGradOutputs?: Record<string, RowGradientOutputs>;
   /** An artifacts folder (see generateArtifacts): supplies every file not given above. */
   artifactsDir?: string;
   /**
@@ -90,6 +98,14 @@ interface ParamSlot {
   dims: number[];
   offset: number;
   size: number;
+  /** Set when the graph outputs this gradient row-sparse (an embedding table). */
+  rows?: RowSlot;
+}
+
+interface RowSlot extends RowTarget {
+  outputs: RowGradientOutputs;
+  /** Indices written since the gradients were last reset: the only rows that may be non-zero. */
+  written: BigInt64Array[];
 }
 
 type Feeds = Record<string, ort.Tensor>;
@@ -109,6 +125,7 @@ function resolveOptions(o: TrainingSessionCreateOptions | string): Required<Pick
     return undefined;
   };
   const checkpointState = opts.checkpointState ?? inDir(ARTIFACT_FILES.checkpoint, true);
+  const meta = dir ? readArtifactsMetadata(dir) : undefined;
   const trainModel = opts.trainModel ?? inDir(ARTIFACT_FILES.trainModel, true);
   if (!checkpointState || !trainModel) throw new GrlError('TrainingSession.create needs checkpointState and trainModel (or an artifacts folder)');
   return {
@@ -118,7 +135,8 @@ function resolveOptions(o: TrainingSessionCreateOptions | string): Required<Pick
     evalModel: opts.evalModel ?? inDir(ARTIFACT_FILES.evalModel, false),
     optimizerModel: opts.optimizerModel ?? inDir(ARTIFACT_FILES.optimizerModel, false),
     inferenceModel: opts.inferenceModel ?? inDir(ARTIFACT_FILES.inferenceModel, false),
-    gradOutputs: opts.gradOutputs ?? (dir ? readArtifactsMetadata(dir)?.outputs.grads : undefined),
+    gradOutputs: opts.gradOutputs ?? meta?.outputs.grads,
+    rowGradOutputs: opts.rowGradOutputs ?? meta?.outputs.rowGrads,
   };
 }
 
@@ -177,11 +195,18 @@ export class TrainingSession {
     private readonly checkpoint: CheckpointState,
     private readonly inferenceSource: URIorBuffer | undefined,
     gradOutputs: Record<string, string> | undefined,
+    rowGradOutputs: Record<string, RowGradientOutputs> | undefined,
   ) {
     const ckpt = checkpoint;
     let offset = 0;
+    const outputNames = new Set(train.outputNames);
     this.slots = ckpt.trainable.map((t) => {
-      const slot = { name: t.name, grad: gradOutputs?.[t.name] ?? `${t.name}_grad`, dims: t.dims, offset, size: t.data.length };
+      const slot: ParamSlot = { name: t.name, grad: gradOutputs?.[t.name] ?? `${t.name}_grad`, dims: t.dims, offset, size: t.data.length };
+      const byName = { rows: `${t.name}_grad_rows`, indices: `${t.name}_grad_indices` };
+      const rowOutputs = rowGradOutputs?.[t.name] ?? (!outputNames.has(slot.grad) && outputNames.has(byName.rows) && outputNames.has(byName.indices) ? byName : undefined);
+      if (rowOutputs && t.dims.length >= 1) {
+        slot.rows = { name: t.name, offset, rowCount: t.dims[0], width: t.dims.slice(1).reduce((a, b) => a * b, 1), outputs: rowOutputs, written: [] };
+      }
       offset += t.data.length;
       return slot;
     });
@@ -226,7 +251,7 @@ export class TrainingSession {
     const lambdaInputs = new Set([...this.lambdaFeeds.values()].map((l) => l.input));
     const isUser = (n: string) => !paramNames.has(n) && !lambdaInputs.has(n);
     this.trainingInputNames = train.inputNames.filter(isUser);
-    const gradNames = new Set(this.slots.map((s) => s.grad));
+    const gradNames = new Set(this.slots.flatMap((s) => (s.rows ? [s.rows.outputs.rows, s.rows.outputs.indices] : [s.grad])));
     this.trainingOutputNames = train.outputNames.filter((n) => !gradNames.has(n));
     this.evalInputNames = evalSession ? evalSession.inputNames.filter(isUser) : [];
     this.evalOutputNames = evalSession ? [...evalSession.outputNames] : [];
@@ -258,7 +283,7 @@ export class TrainingSession {
     const train = await createOrtSession(o.trainModel, opts);
     const evalSession = o.evalModel ? await createOrtSession(o.evalModel, opts) : undefined;
     const optimizer = useOnnx && o.optimizerModel ? await createOrtSession(o.optimizerModel, opts) : undefined;
-    return new TrainingSession(train, evalSession, optimizer, kind, ckpt, o.inferenceModel, o.gradOutputs);
+    return new TrainingSession(train, evalSession, optimizer, kind, ckpt, o.inferenceModel, o.gradOutputs, o.rowGradOutputs);
   }
 
   private validate(): void {
@@ -266,7 +291,8 @@ export class TrainingSession {
     const outputs = new Set(this.train.outputNames);
     for (const s of this.slots) {
       if (!inputs.has(s.name)) throw new GrlError(`training model has no input for trainable parameter '${s.name}' listed in the checkpoint`);
-      if (!outputs.has(s.grad)) throw new GrlError(`training model has no output '${s.grad}' for trainable parameter '${s.name}'`);
+      const wanted = s.rows ? [s.rows.outputs.rows, s.rows.outputs.indices] : [s.grad];
+      for (const o of wanted) if (!outputs.has(o)) throw new GrlError(`training model has no output '${o}' for trainable parameter '${s.name}'`);
     }
     if (this.optimizer) {
       const want = ['learning_rate', 'step', 'params', 'gradients', ...OPTIMIZER_STATES[this.optimizerKind as OptimizerKind]];
@@ -307,7 +333,10 @@ export class TrainingSession {
   private trainFetches(gradTargets: Feeds): Record<string, ort.Tensor | null> {
     const fetches: Record<string, ort.Tensor | null> = {};
     for (const o of this.trainingOutputNames) fetches[o] = null;
-    for (const s of this.slots) fetches[s.grad] = gradTargets[s.name];
+    for (const s of this.slots) {
+      if (!s.rows) fetches[s.grad] = gradTargets[s.name];
+      else fetches[s.rows.outputs.rows] = fetches[s.rows.outputs.indices] = null;
+    }
     return fetches;
   }
 
@@ -323,6 +352,19 @@ export class TrainingSession {
     }
     const fetches = accumulate ? (this.scratchFetches as Record<string, ort.Tensor | null>) : this.gradFetches;
     const result = await this.train.run(TrainingSession.withBound(this.trainBound, feeds), fetches);
+    // Row-sparse gradients go straight into the gradient buffer: a fresh step first clears the
+    // rows the last one wrote (the rest of the table is still zero), accumulation just adds.
+    for (const s of this.slots) {
+      if (!s.rows) continue;
+      const rows = s.rows;
+      if (!accumulate) {
+        for (const w of rows.written) zeroRows(this.grads, rows, w);
+        rows.written = [];
+      }
+      const indices = result[rows.outputs.indices].data as BigInt64Array;
+      scatterAddRows(this.grads, rows, result[rows.outputs.rows].data as Float32Array, indices);
+      rows.written.push(indices);
+    }
     if (accumulate) {
       const g = this.grads;
       const add = this.scratch as Float32Array;

@@ -278,6 +278,7 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
       losses: opts.losses.map((l) => ({ head: l.head, weight: l.weight ?? 1, kind: l.kind })),
       freeze: opts.freeze,
       trainable: opts.trainable,
+      rowSparseGradients: true,
     });
     const optimizer = opts.optimizer ?? 'adamw';
     const patched = model;

@@ -15,7 +15,10 @@
 //    the axis with the indices broadcast to that shape. Not ScatterND:
 //    onnxruntime's multi-threaded ScatterND(reduction='add') loses updates when
 //    many rows add into the same row (a token-type table, [PAD], frequent
-//    words), giving wrong and run-to-run varying gradients.
+//    words), giving wrong and run-to-run varying gradients. Along axis 0 the
+//    emitter also records the row-sparse form (dY's rows and their indices), which
+//    training graphs output instead when asked (rowSparseGradients): a vocabulary
+//    table's dense gradient is mostly zero rows, costly to fill, scatter and fetch.
 import { A } from '../../onnx/attrs';
 import { DataType } from '../../onnx/proto';
 import { asInt64, dimAt, dimsAfter, dimsBefore, int64Fill, shapeOf, wrapNegative, zerosOfShape } from '../shapeOps';
@@ -65,6 +68,9 @@ export const Gather: RuleEntry = {
     const onesAfter = int64Fill(emit, emit.shape(after), 1, 'ones_after');
     const idxShape = emit.op('Concat', [onesBefore, minusOne, onesAfter], { axis: A.int(0) }, 'indices_shape');
     const idx = emit.op('Expand', [emit.reshape(indices, idxShape, 'indices_line'), emit.shape(dyFlat)], undefined, 'indices_full');
-    return [emit.op('ScatterElements', [zeros, idx, dyFlat], { axis: A.int(axis), reduction: A.string('add') }, 'dx'), null];
+    const dx = emit.op('ScatterElements', [zeros, idx, dyFlat], { axis: A.int(axis), reduction: A.string('add') }, 'dx');
+    // Along axis 0 the rows of dY_flat are whole rows of dX: the row-sparse form (dead unless used).
+    if (onAxis0) emit.rowGrads.set(dx, { rows: dyFlat, indices: emit.reshape(indices, minusOne, 'row_indices') });
+    return [dx, null];
   },
 };

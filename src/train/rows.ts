@@ -1,0 +1,39 @@
+// Training: row-sparse gradients (TrainingGraphOptions.rowSparseGradients). An embedding
+// table's gradient comes out of the training graph as the looked-up rows of dY and their
+// row indices; the session adds them into its flat gradient buffer here. Rows repeat when a
+// token id does, and they are added in index order, as onnxruntime's ScatterElements adds
+// them, so the dense result is bit-identical to the graph's own dense gradient.
+import { GrlError } from '../onnx/errors';
+
+/** Where one parameter's dense gradient lives in a flat buffer, and its row layout. */
+export interface RowTarget {
+  name: string;
+  /** Offset of the parameter in the flat buffer, in floats. */
+  offset: number;
+  /** Rows of the table (its first dimension) and floats per row. */
+  rowCount: number;
+  width: number;
+}
+
+/** target[offset + indices[k] * width + j] += rows[k * width + j] for every k, j. */
+export function scatterAddRows(buffer: Float32Array, t: RowTarget, rows: Float32Array, indices: BigInt64Array): void {
+  const { offset, rowCount, width } = t;
+  if (rows.length !== indices.length * width) {
+    throw new GrlError(`'${t.name}': ${indices.length} row indices but ${rows.length} row values (rows of ${width})`);
+  }
+  for (let k = 0; k < indices.length; k++) {
+    const row = Number(indices[k]);
+    if (!(row >= 0 && row < rowCount)) throw new GrlError(`'${t.name}': gradient row index ${row} is outside [0, ${rowCount})`);
+    const dst = offset + row * width;
+    const src = k * width;
+    for (let j = 0; j < width; j++) buffer[dst + j] += rows[src + j];
+  }
+}
+
+/** Zero the rows an earlier scatterAddRows wrote (indices already checked there). */
+export function zeroRows(buffer: Float32Array, t: RowTarget, indices: BigInt64Array): void {
+  for (let k = 0; k < indices.length; k++) {
+    const dst = t.offset + Number(indices[k]) * t.width;
+    buffer.fill(0, dst, dst + t.width);
+  }
+}

@@ -1,0 +1,151 @@
+// Row-sparse embedding gradients (TrainingGraphOptions.rowSparseGradients, src/train/rows.ts):
+// the graph outputs a lookup table's gradient as dY's rows and their indices; added into zeros
+// they equal the dense gradient bit for bit; a table with another use keeps its dense
+// gradient; and a TrainingSession on row-sparse artifacts trains exactly like one on dense
+// artifacts, across steps that touch different rows and with gradient accumulation.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { loadModel } from '../../src/onnx/io';
+import { Graph } from '../../src/onnx/graph';
+import { buildTrainingGraph } from '../../src/grad/training';
+import { differentiate } from '../../src/grad/backward';
+import { generateArtifacts } from '../../src/train/artifacts';
+import { TrainingSession } from '../../src/train/session';
+import { scatterAddRows } from '../../src/train/rows';
+import { F, I64, makeModel, randn, rng, valueInfo } from '../helpers/build';
+import { runTaggerTraining } from '../helpers/training';
+import { modelPath } from '../fixtures/reference';
+import { makeTensor } from '../../src/onnx/tensor';
+import { DataType } from '../../src/onnx/proto';
+
+const WORD = 'encoder.embeddings.word.weight';
+
+describe('row-sparse gradients in the training graph', () => {
+  const model = loadModel(modelPath('tagger-opset17'));
+  const dense = buildTrainingGraph(model, { losses: [{ head: 'pos' }] });
+  const sparse = buildTrainingGraph(model, { losses: [{ head: 'pos' }], rowSparseGradients: true });
+
+  it('outputs the word table (128 rows) as rows + indices and keeps the one-hot tables (<= 64 rows) dense', () => {
+    expect(sparse.outputs.rowGrads).toEqual({ [WORD]: { rows: `${WORD}_grad_rows`, indices: `${WORD}_grad_indices` } });
+    expect(sparse.outputs.grads[WORD]).toBeUndefined();
+    expect(Object.keys(sparse.outputs.grads)).toEqual(Object.keys(dense.outputs.grads).filter((p) => p !== WORD));
+    expect(dense.outputs.rowGrads).toBeUndefined();
+    const ops = sparse.training.graph!.node!.map((n) => n.op_type);
+    expect(ops).not.toContain('ScatterElements');
+    expect(dense.training.graph!.node!.map((n) => n.op_type)).toContain('ScatterElements');
+  });
+
+  it('rows added into zeros at their indices equal the dense gradient exactly, repeated ids included', async () => {
+    const d = await runTaggerTraining(model, dense, 11, 4, 9);
+    const s = await runTaggerTraining(model, sparse, 11, 4, 9) as unknown as Record<string, Float32Array | BigInt64Array>;
+    const rows = s[`${WORD}_grad_rows`] as Float32Array;
+    const indices = s[`${WORD}_grad_indices`] as BigInt64Array;
+    expect(indices.length).toBe(4 * 9);
+    expect(rows.length).toBe(4 * 9 * 32);
+    expect(new Set(Array.from(indices, Number)).size).toBeLessThan(indices.length); // the batch repeats ids
+    const got = new Float32Array(128 * 32);
+    scatterAddRows(got, { name: WORD, offset: 0, rowCount: 128, width: 32 }, rows, indices);
+    expect(Array.from(got)).toEqual(Array.from(d[dense.outputs.grads[WORD]]));
+    // Every other gradient is untouched by the option.
+    for (const p of Object.keys(sparse.outputs.grads)) expect([p, Array.from(s[sparse.outputs.grads[p]] as Float32Array)]).toEqual([p, Array.from(d[dense.outputs.grads[p]])]);
+  });
+
+  it('keeps the dense gradient of a table that is also used elsewhere (tied weights)', () => {
+    // y = Gather(E, ids) ; logits = y @ E^T : E gets a scatter and a product.
+    const V = 80;
+    const D = 4;
+    const proto = makeModel({
+      nodes: [
+        { op_type: 'Gather', input: ['E', 'ids'], output: ['y'] },
+        { op_type: 'Transpose', input: ['E'], output: ['Et'] },
+        { op_type: 'MatMul', input: ['y', 'Et'], output: ['logits'] },
+        { op_type: 'Gather', input: ['F', 'ids'], output: ['z'] },
+        { op_type: 'Add', input: ['logits', 'bias'], output: ['out'] },
+        { op_type: 'ReduceSum', input: ['z'], output: ['zsum'] },
+      ],
+      inputs: [valueInfo('ids', I64, [2, 3])],
+      outputs: [valueInfo('out', F, [2, 3, V]), valueInfo('zsum', F, [1, 1, 1])],
+      initializers: [
+        makeTensor('E', DataType.FLOAT, [V, D], randn(rng(1), V * D)),
+        makeTensor('F', DataType.FLOAT, [V, D], randn(rng(2), V * D)),
+        makeTensor('bias', DataType.FLOAT, [V], randn(rng(3), V)),
+      ],
+    });
+    const g = new Graph(proto.graph!);
+    const back = differentiate(g, { seeds: new Map([['out', 'dout'], ['zsum', 'dz']]), wrt: ['E', 'F'], opset: 17 });
+    expect([...back.grads.keys()].sort()).toEqual(['E', 'F']);
+    expect([...back.rowGrads.keys()]).toEqual(['F']);
+  });
+});
+
+describe('TrainingSession on row-sparse artifacts', () => {
+  const model = loadModel(modelPath('tagger-opset17'));
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+  const open = async (rowSparseGradients: boolean) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-rows-'));
+    dirs.push(dir);
+    generateArtifacts(model, { losses: [{ head: 'pos' }], optimizer: 'adamw', learningRate: 0.01, hyperparameters: { weightDecay: 0.01 }, rowSparseGradients }, dir);
+    return TrainingSession.create({ artifactsDir: dir }, { intraOpNumThreads: 1 });
+  };
+  /** A batch whose token ids come from [lo, hi): consecutive batches touch different rows. */
+  const batch = (seed: number, lo: number, hi: number, B = 3, T = 6) => {
+    const r = rng(seed);
+    const ints = (f: () => number) => new ort.Tensor('int64', BigInt64Array.from({ length: B * T }, () => BigInt(f())), [B, T]);
+    return {
+      input_ids: ints(() => lo + Math.floor(r() * (hi - lo))),
+      attention_mask: ints(() => 1),
+      token_type_ids: ints(() => 0),
+      pos: ints(() => (r() < 0.1 ? -100 : Math.floor(r() * 17))),
+    };
+  };
+  const weights = async (s: TrainingSession) => Array.from(await s.getContiguousParameters(true).then((t) => t.data as Float32Array));
+
+  it('trains bit-identically to dense gradients over steps that touch different rows', async () => {
+    const a = await open(false);
+    const b = await open(true);
+    expect(b.trainingOutputNames).toEqual(a.trainingOutputNames);
+    for (const [seed, lo, hi] of [[1, 0, 40], [2, 40, 80], [3, 0, 128]]) {
+      for (const s of [a, b]) {
+        await s.runTrainStep(batch(seed, lo, hi));
+        await s.runOptimizerStep();
+        s.lazyResetGrad();
+      }
+    }
+    expect(await weights(b)).toEqual(await weights(a));
+    await a.release();
+    await b.release();
+  });
+
+  it('accumulates two micro-batches like dense gradients do', async () => {
+    const a = await open(false);
+    const b = await open(true);
+    for (const s of [a, b]) {
+      await s.runTrainStep(batch(4, 0, 64));
+      await s.runOptimizerStep();
+      s.lazyResetGrad();
+      await s.runTrainStep(batch(5, 64, 128));
+      await s.runTrainStep(batch(6, 32, 96));
+      await s.runOptimizerStep();
+      s.lazyResetGrad();
+    }
+    expect(await weights(b)).toEqual(await weights(a));
+    await a.release();
+    await b.release();
+  });
+});
+
+describe('scatterAddRows', () => {
+  const t = { name: 'E', offset: 2, rowCount: 3, width: 2 };
+  it('adds rows at their indices after the offset, repeats adding up', () => {
+    const buf = new Float32Array(8);
+    scatterAddRows(buf, t, Float32Array.of(1, 2, 3, 4, 5, 6), BigInt64Array.of(2n, 0n, 2n));
+    expect(Array.from(buf)).toEqual([0, 0, 3, 4, 0, 0, 6, 8]);
+  });
+  it('refuses an index outside the table and a row count that does not match', () => {
+    expect(() => scatterAddRows(new Float32Array(8), t, Float32Array.of(1, 2), BigInt64Array.of(3n))).toThrow("'E': gradient row index 3 is outside [0, 3)");
+    expect(() => scatterAddRows(new Float32Array(8), t, Float32Array.of(1, 2, 3), BigInt64Array.of(0n))).toThrow("'E': 1 row indices but 3 row values (rows of 2)");
+  });
+});
