@@ -123,9 +123,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * Each job starts after an idle gap: every session has its own intra-op thread pool,
  * whose threads spin for a while after a run. Back to back, the pool of the job that
  * just ran steals the cores from the next one (measured: the inference forward went
- * from ~45 to ~79 ms right after a training run, which flattered the ratio).
+ * from ~45 to ~79 ms right after a training run, which flattered the ratio). 25 ms was not
+ * enough either: both jobs ran faster after 100 ms or more (forward 51.6-52.6 -> 47.8-48.3 ms,
+ * training 179-183 -> 172-176 ms), the forward proportionally more, so a 25 ms gap made the
+ * ratio look ~0.1x better than it is. 150 ms lets the spinning end.
  */
-async function interleaved(jobs, { warmup, runs, onRound, gapMs = 25 }) {
+async function interleaved(jobs, { warmup, runs, onRound, gapMs = 150 }) {
   const times = Object.fromEntries(Object.keys(jobs).map((k) => [k, []]));
   for (let round = 0; round < warmup + runs; round++) {
     for (const [name, job] of Object.entries(jobs)) {
