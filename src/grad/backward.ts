@@ -5,7 +5,7 @@
 // explicit Sum. Everything off those paths (shape arithmetic, masks, indices,
 // Where conditions, integer chains) is never visited and needs no rule.
 import { DataType, NodeProto, TensorProto } from '../onnx/proto';
-import { Graph, nodeLabel } from '../onnx/graph';
+import { Graph, nodeLabel, nodeReads } from '../onnx/graph';
 import { GraphError, GrlError } from '../onnx/errors';
 import { ShapeInference, inferShapes } from '../onnx/shapes';
 import { Emitter, RowGradient } from './emit';
@@ -78,12 +78,12 @@ export function topoOrder(graph: Graph): NodeProto[] {
   const produced = new Set<string>();
   let sorted = true;
   for (const n of nodes) {
-    if ((n.input ?? []).some((i) => i && graph.producer(i) && !produced.has(i))) { sorted = false; break; }
+    if (nodeReads(n).some((i) => i && graph.producer(i) && !produced.has(i))) { sorted = false; break; }
     for (const o of n.output ?? []) if (o) produced.add(o);
   }
   if (sorted) return nodes;
   const indeg = new Map<NodeProto, number>();
-  for (const n of nodes) indeg.set(n, new Set((n.input ?? []).filter((i) => i && graph.producer(i))).size);
+  for (const n of nodes) indeg.set(n, new Set(nodeReads(n).filter((i) => i && graph.producer(i))).size);
   const queue = nodes.filter((n) => indeg.get(n) === 0);
   const order: NodeProto[] = [];
   for (let q = 0; q < queue.length; q++) {

@@ -15,6 +15,7 @@
 import { NodeProto } from '../onnx/proto';
 import { A, attrInt, attrInts, makeAttrs } from '../onnx/attrs';
 import { ConstantSource, constantNumbers } from './context';
+import { nodeReads } from '../onnx/graph';
 import type { Dim } from './types';
 
 export interface FuseSource extends ConstantSource {
@@ -30,7 +31,14 @@ export interface FuseSource extends ConstantSource {
  */
 function matcher(nodes: NodeProto[], graphOutputs: Set<string>, src: FuseSource) {
   const consumers = new Map<string, NodeProto[]>();
-  for (const n of nodes) for (const i of n.input ?? []) if (i) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  for (const n of nodes) {
+    for (const i of nodeReads(n)) {
+      if (!i) continue;
+      const list = consumers.get(i);
+      if (list) list.push(n);
+      else consumers.set(i, [n]);
+    }
+  }
   const only = (t: string, op: string): NodeProto | undefined => {
     const c = consumers.get(t) ?? [];
     return c.length === 1 && c[0].op_type === op && !c[0].domain && !graphOutputs.has(t) ? c[0] : undefined;

@@ -18,14 +18,21 @@
 // model: weight-gradient Gemms -3 ms, a step -4 to -9 ms (docs/benchmarks.md).
 //
 // The result stays topologically sorted: a tail's nodes consume only earlier nodes or
-// nodes of the same tail, and nothing outside a tail consumes them.
+// nodes of the same tail, and nothing outside a tail consumes them (reads inside If/Loop
+// bodies count as consuming).
 import type { NodeProto } from '../onnx/proto';
+import { nodeReads } from '../onnx/graph';
 
 /** The same nodes, with each leaf's exclusive tail moved to the end, the earliest tail last. */
 export function scheduleLeafTails(nodes: NodeProto[]): NodeProto[] {
   const consumers = new Map<string, number[]>();
   nodes.forEach((n, k) => {
-    for (const i of n.input ?? []) if (i) consumers.set(i, [...(consumers.get(i) ?? []), k]);
+    for (const i of nodeReads(n)) {
+      if (!i) continue;
+      const list = consumers.get(i);
+      if (list) list.push(k);
+      else consumers.set(i, [k]);
+    }
   });
   // Walking backwards, a node joins a tail when all of its consumers are in that one tail.
   const tailOf = new Array<number>(nodes.length).fill(-1);

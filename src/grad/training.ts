@@ -7,7 +7,7 @@
 // TensorProto objects and trainable ones become graph inputs.
 import type { Model } from '../onnx/io';
 import { DataType, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto, toNumber } from '../onnx/proto';
-import { Graph, opsetVersion } from '../onnx/graph';
+import { Graph, nodeReads, opsetVersion } from '../onnx/graph';
 import { GrlError } from '../onnx/errors';
 import { attrFloat } from '../onnx/attrs';
 import { dataTypeName, dimsOf } from '../onnx/tensor';
@@ -113,7 +113,7 @@ function liveNodes(nodes: NodeProto[], outputs: string[]): NodeProto[] {
     const p = producer.get(stack.pop() as string);
     if (!p || live.has(p)) continue;
     live.add(p);
-    for (const i of p.input ?? []) if (i) stack.push(i);
+    for (const i of nodeReads(p)) if (i) stack.push(i);
   }
   return nodes.filter((n) => live.has(n));
 }
@@ -121,7 +121,7 @@ function liveNodes(nodes: NodeProto[], outputs: string[]): NodeProto[] {
 function usedNames(nodes: NodeProto[]): Set<string> {
   const used = new Set<string>();
   for (const n of nodes) {
-    for (const i of n.input ?? []) if (i) used.add(i);
+    for (const i of nodeReads(n)) if (i) used.add(i);
     for (const o of n.output ?? []) if (o) used.add(o);
   }
   return used;

@@ -18,6 +18,24 @@ export function opsetVersion(model: ModelProto, domain = DEFAULT_DOMAIN): number
   return v;
 }
 
+/**
+ * Every tensor a node reads: its inputs, then the outer-scope names its subgraphs (If branches,
+ * Loop and Scan bodies, recursively) read without defining them. ONNX orders nodes by both.
+ */
+export function nodeReads(n: NodeProto): string[] {
+  const explicit = n.input ?? [];
+  if (!n.attribute?.some((a) => a.g || a.graphs?.length)) return explicit;
+  const outer = new Set<string>();
+  for (const a of n.attribute) for (const g of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) addOuterReads(g, outer);
+  return [...explicit, ...[...outer].filter((r) => !explicit.includes(r))];
+}
+
+function addOuterReads(g: GraphProto, outer: Set<string>): void {
+  const local = new Set<string>([...(g.input ?? []).map((i) => i.name ?? ''), ...(g.initializer ?? []).map((t) => t.name ?? '')]);
+  for (const n of g.node ?? []) for (const o of n.output ?? []) if (o) local.add(o);
+  for (const n of g.node ?? []) for (const r of nodeReads(n)) if (r && !local.has(r)) outer.add(r);
+}
+
 /** A short label for a node in messages: its name, or op_type and first output. */
 export function nodeLabel(n: NodeProto): string {
   return n.name ? n.name : `${n.op_type}(${n.output?.[0] ?? '?'})`;
@@ -77,7 +95,7 @@ export class Graph {
         this.usedNames.add(o);
       }
     }
-    for (const i of n.input ?? []) {
+    for (const i of nodeReads(n)) {
       if (!i) continue;
       let list = this.consumers.get(i);
       if (!list) this.consumers.set(i, (list = []));
@@ -166,7 +184,7 @@ export class Graph {
     const indeg = new Map<NodeProto, number>();
     const waiting = new Map<string, NodeProto[]>();
     for (const n of nodes) {
-      const missing = new Set((n.input ?? []).filter((i) => i && !avail.has(i) && this.producers.has(i)));
+      const missing = new Set(nodeReads(n).filter((i) => i && !avail.has(i) && this.producers.has(i)));
       indeg.set(n, missing.size);
       for (const m of missing) {
         const w = waiting.get(m) ?? [];
@@ -208,7 +226,7 @@ export class Graph {
     const defined = new Set<string>([...this.sources(), ...outer]);
     const produced = new Set<string>();
     for (const n of this.nodes) {
-      for (const i of n.input ?? []) {
+      for (const i of nodeReads(n)) {
         if (i && !defined.has(i)) {
           const later = this.producers.has(i);
           throw new GraphError(`node ${nodeLabel(n)} (${n.op_type}) reads '${i}', which ${later ? 'is produced later (graph is not in topological order)' : 'nothing produces'}`);
@@ -235,7 +253,7 @@ export class Graph {
       const p = this.producers.get(stack.pop() as string);
       if (!p || seen.has(p)) continue;
       seen.add(p);
-      for (const i of p.input ?? []) if (i) stack.push(i);
+      for (const i of nodeReads(p)) if (i) stack.push(i);
     }
     return seen;
   }

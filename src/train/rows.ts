@@ -21,10 +21,13 @@ export function scatterAddRows(buffer: Float32Array, t: RowTarget, rows: Float32
   if (rows.length !== indices.length * width) {
     throw new GrlError(`'${t.name}': ${indices.length} row indices but ${rows.length} row values (rows of ${width})`);
   }
+  // Check every index first, so a bad one leaves the buffer untouched.
   for (let k = 0; k < indices.length; k++) {
     const row = Number(indices[k]);
     if (!(row >= 0 && row < rowCount)) throw new GrlError(`'${t.name}': gradient row index ${row} is outside [0, ${rowCount})`);
-    const dst = offset + row * width;
+  }
+  for (let k = 0; k < indices.length; k++) {
+    const dst = offset + Number(indices[k]) * width;
     const src = k * width;
     for (let j = 0; j < width; j++) buffer[dst + j] += rows[src + j];
   }

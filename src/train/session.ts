@@ -352,8 +352,10 @@ export class TrainingSession {
     }
     const fetches = accumulate ? (this.scratchFetches as Record<string, ort.Tensor | null>) : this.gradFetches;
     const result = await this.train.run(TrainingSession.withBound(this.trainBound, feeds), fetches);
-    // Row-sparse gradients go straight into the gradient buffer: a fresh step first clears the
-    // rows the last one wrote (the rest of the table is still zero), accumulation just adds.
+    // Row-sparse gradients: a fresh step first clears the rows the last ones wrote (the rest of
+    // the table is still zero) and adds the new rows into the gradient buffer. Accumulation adds
+    // them into the scratch instead, whose table regions ORT never writes and so stay zero, for
+    // the pass below to add, as for dense gradients: the same float32 sums, in the same order.
     for (const s of this.slots) {
       if (!s.rows) continue;
       const rows = s.rows;
@@ -362,7 +364,7 @@ export class TrainingSession {
         rows.written = [];
       }
       const indices = result[rows.outputs.indices].data as BigInt64Array;
-      scatterAddRows(this.grads, rows, result[rows.outputs.rows].data as Float32Array, indices);
+      scatterAddRows(accumulate ? (this.scratch as Float32Array) : this.grads, rows, result[rows.outputs.rows].data as Float32Array, indices);
       rows.written.push(indices);
     }
     if (accumulate) {
@@ -371,6 +373,7 @@ export class TrainingSession {
       const kernels = kernelsFor(g, add);
       if (kernels) kernels.accumulate(g.byteOffset, add.byteOffset, g.length);
       else for (let i = 0; i < g.length; i++) g[i] += add[i];
+      for (const s of this.slots) if (s.rows) zeroRows(add, s.rows, s.rows.written[s.rows.written.length - 1]);
     }
     this.gradsPending = true;
     const out: Record<string, ort.Tensor> = {};
@@ -431,7 +434,24 @@ export class TrainingSession {
   scaleGradients(factor: number): void {
     if (factor === 1) return;
     const g = this.grads;
-    for (let i = 0; i < g.length; i++) g[i] *= factor;
+    // A row-sparse table is zero outside the rows written since the last reset: scale only
+    // those (0 * Infinity would otherwise leave NaN rows that nothing clears).
+    for (const s of this.slots) {
+      if (!s.rows) {
+        for (let i = s.offset; i < s.offset + s.size; i++) g[i] *= factor;
+        continue;
+      }
+      const { offset, width } = s.rows;
+      const seen = new Set<number>();
+      for (const w of s.rows.written) {
+        for (const idx of w) {
+          const row = Number(idx);
+          if (seen.has(row)) continue;
+          seen.add(row);
+          for (let i = offset + row * width; i < offset + (row + 1) * width; i++) g[i] *= factor;
+        }
+      }
+    }
   }
 
   async lazyResetGrad(): Promise<void> {

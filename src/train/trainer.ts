@@ -398,7 +398,6 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
           step_ms: Math.round(stepMs * 100) / 100,
           ...(skipped ? { skipped: true } : {}),
         };
-        if (skipped) session.skipOptimizerStep();
         lastStep = rec;
         fs.writeSync(metrics, `${JSON.stringify(rec)}\n`);
         hooks.onStep?.(rec);

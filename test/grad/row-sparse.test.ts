@@ -84,10 +84,11 @@ describe('TrainingSession on row-sparse artifacts', () => {
   const model = loadModel(modelPath('tagger-opset17'));
   const dirs: string[] = [];
   afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-  const open = async (rowSparseGradients: boolean) => {
+  const open = async (rowSparseGradients: boolean, optimizer: 'adamw' | 'sgd' = 'adamw') => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-rows-'));
     dirs.push(dir);
-    generateArtifacts(model, { losses: [{ head: 'pos' }], optimizer: 'adamw', learningRate: 0.01, hyperparameters: { weightDecay: 0.01 }, rowSparseGradients }, dir);
+    const hyperparameters = optimizer === 'adamw' ? { weightDecay: 0.01 } : { weightDecay: 0 };
+    generateArtifacts(model, { losses: [{ head: 'pos' }], optimizer, learningRate: optimizer === 'adamw' ? 0.01 : 1, hyperparameters, rowSparseGradients }, dir);
     return TrainingSession.create({ artifactsDir: dir }, { intraOpNumThreads: 1 });
   };
   /** A batch whose token ids come from [lo, hi): consecutive batches touch different rows. */
@@ -119,16 +120,40 @@ describe('TrainingSession on row-sparse artifacts', () => {
     await b.release();
   });
 
-  it('accumulates two micro-batches like dense gradients do', async () => {
-    const a = await open(false);
-    const b = await open(true);
+  it('accumulates micro-batches bit-identically to dense gradients, ids repeating within and across them', async () => {
+    // SGD with lr 1 and no decay: θ − g, so any difference in g shows in the weights.
+    const a = await open(false, 'sgd');
+    const b = await open(true, 'sgd');
     for (const s of [a, b]) {
       await s.runTrainStep(batch(4, 0, 64));
       await s.runOptimizerStep();
       s.lazyResetGrad();
-      await s.runTrainStep(batch(5, 64, 128));
-      await s.runTrainStep(batch(6, 32, 96));
+      // Eight ids over 18 tokens per micro-batch: every row is hit several times in each.
+      await s.runTrainStep(batch(5, 0, 8));
+      await s.runTrainStep(batch(6, 0, 8));
+      await s.runTrainStep(batch(7, 4, 12));
+      s.scaleGradients(1 / 3);
       await s.runOptimizerStep();
+      s.lazyResetGrad();
+      await s.runTrainStep(batch(8, 100, 128));
+      await s.runOptimizerStep();
+      s.lazyResetGrad();
+    }
+    expect(await weights(b)).toEqual(await weights(a));
+    await a.release();
+    await b.release();
+  });
+
+  it('recovers from a non-finite gradient scale like dense gradients do (only written rows are scaled)', async () => {
+    const a = await open(false, 'sgd');
+    const b = await open(true, 'sgd');
+    for (const s of [a, b]) {
+      await s.runTrainStep(batch(9, 0, 40));
+      s.scaleGradients(Infinity);
+      expect(await s.runOptimizerStep()).toBe(false);
+      s.skipOptimizerStep();
+      await s.runTrainStep(batch(10, 40, 80));
+      expect(await s.runOptimizerStep()).toBe(true);
       s.lazyResetGrad();
     }
     expect(await weights(b)).toEqual(await weights(a));

@@ -10,6 +10,7 @@ import { loadModel, serializeModel } from '../../src/onnx/io';
 import { NodeProto } from '../../src/onnx/proto';
 import { buildTrainingGraph } from '../../src/grad/training';
 import { scheduleLeafTails } from '../../src/grad/schedule';
+import { Graph, nodeReads } from '../../src/onnx/graph';
 import { modelPath } from '../fixtures/reference';
 
 const node = (name: string, input: string[], output: string[]): NodeProto => ({ name, op_type: 'Identity', input, output, attribute: [] });
@@ -42,6 +43,21 @@ describe('scheduleLeafTails', () => {
     expect(names(out)).toEqual(['d3', 'd2', 'd1', 'shared', 'g1b', 'g1a', 'g2', 'g3_rows', 'g3']);
     expectTopological(out, new Set(['seed']));
     expect(new Set(out)).toEqual(new Set(nodes));
+  });
+
+  it('counts names read inside If branches as consumed (ONNX orders by implicit inputs too)', () => {
+    // P: v = Neg(x); If(c) returns Identity(v) from either branch; Q: w = Abs(v).
+    const branch = (b: string) => ({ name: b, node: [node(`${b}_id`, ['v'], [`${b}_out`])], input: [], output: [{ name: `${b}_out` }], initializer: [] });
+    const ifNode: NodeProto = { name: 'IF', op_type: 'If', input: ['c'], output: ['y'], attribute: [{ name: 'then_branch', type: 5, g: branch('then') }, { name: 'else_branch', type: 5, g: branch('else') }] };
+    const graph = [node('P', ['x'], ['v']), ifNode, node('Q', ['v'], ['w'])];
+    expect(nodeReads(ifNode)).toEqual(['c', 'v']);
+    const out = scheduleLeafTails(graph);
+    // v has two consumers in different tails, so P stays in front of both.
+    expect(names(out)).toEqual(['P', 'Q', 'IF']);
+    expect(() => new Graph({ name: 'g', node: out, input: [{ name: 'x' }, { name: 'c' }], output: [{ name: 'y' }, { name: 'w' }] }).validate()).not.toThrow();
+    // The old blind spot: reading v only inside the branch must still count as a use.
+    expect(() => new Graph({ name: 'g', node: [ifNode, node('P', ['x'], ['v'])], input: [{ name: 'x' }, { name: 'c' }], output: [{ name: 'y' }] }).validate())
+      .toThrow("node IF (If) reads 'v', which is produced later (graph is not in topological order)");
   });
 
   it('leaves a graph with a single leaf as it is', () => {

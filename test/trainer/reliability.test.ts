@@ -80,6 +80,10 @@ describe('reliability', () => {
     const steps = b.out.join('').trim().split('\n').map((l) => JSON.parse(l)).filter((o) => 'step' in o);
     expect(steps).toHaveLength(4);
     expect(steps.some((s) => s.skipped)).toBe(true);
+    // A skipped batch counts once: the run and its checkpoint are at step 4, not 4 + skips.
+    const summary = b.out.join('').trim().split('\n').map((l) => JSON.parse(l)).find((o) => o.summary).summary;
+    expect(summary.steps).toBe(4);
+    expect(loadCheckpoint(path.join(dir, 'b', 'checkpoint')).optimizerGroups[0].step).toBe(4);
   });
 
   it('grl-onnx artifacts writes ORT\'s layout with a GRL λ input and frozen parameters', async () => {
