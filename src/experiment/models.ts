@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { createOrtSession } from '../onnx/ort';
 import { Model } from '../onnx/io';
 import { GrlError } from '../onnx/errors';
+import { nodeReads } from '../onnx/graph';
 import { DataType, NodeProto, TensorProto } from '../onnx/proto';
 import { dimsOf, float32Tensor, numElements } from '../onnx/tensor';
 import { inferShapes } from '../onnx/shapes';
@@ -91,7 +92,7 @@ export function headParameters(model: Model, headName: string): string[] {
   const own = (n: NodeProto) => !isGrlNode(n) && a.outputsOf.get(n)?.length === 1 && a.outputsOf.get(n)?.[0] === head.output;
   const shared = new Set<string>();
   const mine = new Set<string>();
-  for (const n of a.graph.nodes) for (const i of n.input ?? []) (own(n) ? mine : shared).add(i);
+  for (const n of a.graph.nodes) for (const i of nodeReads(n)) (own(n) ? mine : shared).add(i);
   const params = a.graph.initializers.filter((t) => mine.has(t.name ?? '') && !shared.has(t.name ?? '') && t.data_type === DataType.FLOAT && dimsOf(t).length >= 1).map((t) => t.name ?? '');
   if (!params.length) throw new GrlError(`${model.source}: head '${headName}' has no parameters of its own to re-initialise`, { file: model.source });
   return params;

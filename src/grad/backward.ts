@@ -5,7 +5,7 @@
 // explicit Sum. Everything off those paths (shape arithmetic, masks, indices,
 // Where conditions, integer chains) is never visited and needs no rule.
 import { DataType, NodeProto, TensorProto } from '../onnx/proto';
-import { Graph, nodeLabel, nodeReads } from '../onnx/graph';
+import { Graph, nodeLabel, nodeReads, subgraphReads } from '../onnx/graph';
 import { GraphError, GrlError } from '../onnx/errors';
 import { ShapeInference, inferShapes } from '../onnx/shapes';
 import { Emitter, RowGradient } from './emit';
@@ -89,11 +89,9 @@ export function topoOrder(graph: Graph): NodeProto[] {
   for (let q = 0; q < queue.length; q++) {
     const n = queue[q];
     order.push(n);
-    const seen = new Set<NodeProto>();
+    // indeg counts distinct tensors read, so each (tensor, consumer) pair counts once.
     for (const o of n.output ?? []) {
       for (const c of o ? graph.consumersOf(o) : []) {
-        if (seen.has(c)) continue;
-        seen.add(c);
         const d = (indeg.get(c) ?? 0) - 1;
         indeg.set(c, d);
         if (d === 0) queue.push(c);
@@ -119,7 +117,9 @@ export function differentiablePath(graph: Graph, wrt: Iterable<string>, seeds: I
   const downstream = new Set<string>(wrt);
   for (const node of order) {
     if (!hasDifferentiableOutputs(node)) continue;
-    const active = (node.input ?? []).some((x, i) => x && downstream.has(x) && isDifferentiableInput(node, i));
+    // A subgraph reading a downstream tensor (an If branch, a Loop body) makes the node active too,
+    // so differentiating asks for its rule (and fails with the op's name) instead of freezing silently.
+    const active = (node.input ?? []).some((x, i) => x && downstream.has(x) && isDifferentiableInput(node, i)) || subgraphReads(node).some((x) => downstream.has(x));
     if (!active) continue;
     for (const o of node.output ?? []) if (o && floatish(shapes.dtype(o))) downstream.add(o);
   }
@@ -133,6 +133,7 @@ export function differentiablePath(graph: Graph, wrt: Iterable<string>, seeds: I
     (node.input ?? []).forEach((x, i) => {
       if (x && downstream.has(x) && isDifferentiableInput(node, i)) onPath.add(x);
     });
+    for (const x of subgraphReads(node)) if (downstream.has(x)) onPath.add(x);
   }
   return { downstream, onPath, nodes };
 }

@@ -140,6 +140,7 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   const modelInputVI = (src.input ?? []).filter((i) => !initNames.has(i.name ?? ''));
   const modelInputs = modelInputVI.map((i) => i.name ?? '');
   const taken = new Set<string>([...modelInputs, ...initNames]);
+  const nodeOutputs = new Set((src.node ?? []).flatMap((n) => n.output ?? []));
 
   // Heads: resolved like `grl-onnx patch --head`; a plain graph output name is accepted too.
   const analysis = analyzeHeads(model);
@@ -159,6 +160,9 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
     const weight = l.weight ?? 1;
     if (!Number.isFinite(weight)) throw new GrlError(`${where}: loss weight of head '${head}' must be finite`, { file: where });
     if (taken.has(head)) throw new GrlError(`${where}: cannot name the label input of head '${head}' after it: the model already has an input or initializer '${head}'`, { file: where });
+    if (nodeOutputs.has(head)) {
+      throw new GrlError(`${where}: cannot name the label input of head '${head}' after it: a node already produces a tensor '${head}'${head === output ? ' (the head\'s output: a head is named after its output minus a _logits affix, so export it as e.g. \'' + head + '_logits\')' : ''}`, { file: where });
+    }
     taken.add(head);
     return { head, output, weight, kind: l.kind ?? ('ce' as LossKind) };
   });

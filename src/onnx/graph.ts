@@ -24,14 +24,24 @@ export function opsetVersion(model: ModelProto, domain = DEFAULT_DOMAIN): number
  */
 export function nodeReads(n: NodeProto): string[] {
   const explicit = n.input ?? [];
-  if (!n.attribute?.some((a) => a.g || a.graphs?.length)) return explicit;
+  const implicit = subgraphReads(n);
+  return implicit.length ? [...explicit, ...implicit.filter((r) => !explicit.includes(r))] : explicit;
+}
+
+/** The outer-scope names a node's subgraphs read (none for a node without graph attributes). */
+export function subgraphReads(n: NodeProto): string[] {
+  if (!n.attribute?.some((a) => a.g || a.graphs?.length)) return [];
   const outer = new Set<string>();
   for (const a of n.attribute) for (const g of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) addOuterReads(g, outer);
-  return [...explicit, ...[...outer].filter((r) => !explicit.includes(r))];
+  return [...outer];
 }
 
 function addOuterReads(g: GraphProto, outer: Set<string>): void {
-  const local = new Set<string>([...(g.input ?? []).map((i) => i.name ?? ''), ...(g.initializer ?? []).map((t) => t.name ?? '')]);
+  const local = new Set<string>([
+    ...(g.input ?? []).map((i) => i.name ?? ''),
+    ...(g.initializer ?? []).map((t) => t.name ?? ''),
+    ...(g.sparse_initializer ?? []).map((t) => t.values?.name ?? ''),
+  ]);
   for (const n of g.node ?? []) for (const o of n.output ?? []) if (o) local.add(o);
   for (const n of g.node ?? []) for (const r of nodeReads(n)) if (r && !local.has(r)) outer.add(r);
 }
@@ -165,7 +175,7 @@ export class Graph {
   rewireInput(node: NodeProto, from: string, to: string): void {
     node.input = (node.input ?? []).map((i) => (i === from ? to : i));
     const list = this.consumers.get(from);
-    if (list && !(node.input ?? []).includes(from)) this.consumers.set(from, list.filter((n) => n !== node));
+    if (list && !nodeReads(node).includes(from)) this.consumers.set(from, list.filter((n) => n !== node));
     const dst = this.consumers.get(to) ?? [];
     if (!dst.includes(node)) dst.push(node);
     this.consumers.set(to, dst);
@@ -173,7 +183,8 @@ export class Graph {
 
   /** Every tensor name available before any node runs: graph inputs and initializers. */
   private sources(): Set<string> {
-    return new Set<string>([...this.inputs, ...this.inits.keys()]);
+    const sparse = (this.proto.sparse_initializer ?? []).map((t) => t.values?.name ?? '').filter((n) => n);
+    return new Set<string>([...this.inputs, ...this.inits.keys(), ...sparse]);
   }
 
   /** Reorder nodes topologically (stable: keeps the existing order where it is valid). Throws on a cycle. */

@@ -4,7 +4,7 @@
 import * as ort from 'onnxruntime-node';
 import { Model } from '../onnx/io';
 import { createOrtSession } from '../onnx/ort';
-import { Graph } from '../onnx/graph';
+import { Graph, nodeReads } from '../onnx/graph';
 import { GrlError } from '../onnx/errors';
 import { DataType, ModelProto } from '../onnx/proto';
 import { DataSpec, Example, IGNORE_INDEX, makeBatch } from '../data/jsonl';
@@ -28,7 +28,7 @@ export function modelWithOutput(model: Model, tensor: string): ModelProto {
   if (!producer && !graph.isGraphInput(tensor)) throw new GrlError(`${model.source}: tensor '${tensor}' is not produced by any node`);
   graph.removeDeadNodes();
   // Drop the initializers only pruned nodes read (ORT warns about each one otherwise).
-  const used = new Set(graph.nodes.flatMap((n) => n.input ?? []));
+  const used = new Set(graph.nodes.flatMap((n) => nodeReads(n)));
   const pruned = { ...graph.proto, initializer: (graph.proto.initializer ?? []).filter((t) => used.has(t.name ?? '')) };
   return { ...model.proto, graph: pruned };
 }

@@ -15,17 +15,21 @@ export interface RowTarget {
   width: number;
 }
 
-/** target[offset + indices[k] * width + j] += rows[k * width + j] for every k, j. */
-export function scatterAddRows(buffer: Float32Array, t: RowTarget, rows: Float32Array, indices: BigInt64Array): void {
-  const { offset, rowCount, width } = t;
-  if (rows.length !== indices.length * width) {
-    throw new GrlError(`'${t.name}': ${indices.length} row indices but ${rows.length} row values (rows of ${width})`);
+/** Throws unless `rows` holds one row per index and every index lies in the table. */
+export function checkRows(t: RowTarget, rows: Float32Array, indices: BigInt64Array): void {
+  if (rows.length !== indices.length * t.width) {
+    throw new GrlError(`'${t.name}': ${indices.length} row indices but ${rows.length} row values (rows of ${t.width})`);
   }
-  // Check every index first, so a bad one leaves the buffer untouched.
   for (let k = 0; k < indices.length; k++) {
     const row = Number(indices[k]);
-    if (!(row >= 0 && row < rowCount)) throw new GrlError(`'${t.name}': gradient row index ${row} is outside [0, ${rowCount})`);
+    if (!(row >= 0 && row < t.rowCount)) throw new GrlError(`'${t.name}': gradient row index ${row} is outside [0, ${t.rowCount})`);
   }
+}
+
+/** target[offset + indices[k] * width + j] += rows[k * width + j] for every k, j (checked first, so a bad input writes nothing). */
+export function scatterAddRows(buffer: Float32Array, t: RowTarget, rows: Float32Array, indices: BigInt64Array): void {
+  checkRows(t, rows, indices);
+  const { offset, width } = t;
   for (let k = 0; k < indices.length; k++) {
     const dst = offset + Number(indices[k]) * width;
     const src = k * width;

@@ -35,7 +35,7 @@ import { DataType, TensorProto } from '../onnx/proto';
 import { dimsOf, isExternal, makeTensor, numElements, tensorByteLength } from '../onnx/tensor';
 import { CheckpointState, NamedTensor, PropertyBag, loadCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, SESSION_PROPERTY } from './checkpoint';
 import { ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
-import { RowTarget, scatterAddRows, zeroRows } from './rows';
+import { RowTarget, checkRows, scatterAddRows, zeroRows } from './rows';
 import type { RowGradientOutputs } from '../grad/training';
 import {
   HYPERPARAMETER_INPUTS, OPTIMIZER_STATES, OptimizerHyperparameters, OptimizerKind,
@@ -356,6 +356,8 @@ export class TrainingSession {
     // the table is still zero) and adds the new rows into the gradient buffer. Accumulation adds
     // them into the scratch instead, whose table regions ORT never writes and so stay zero, for
     // the pass below to add, as for dense gradients: the same float32 sums, in the same order.
+    // Every table's rows are checked before any is written, so a bad output changes nothing.
+    for (const s of this.slots) if (s.rows) checkRows(s.rows, result[s.rows.outputs.rows].data as Float32Array, result[s.rows.outputs.indices].data as BigInt64Array);
     for (const s of this.slots) {
       if (!s.rows) continue;
       const rows = s.rows;

@@ -15,6 +15,8 @@ import { generateArtifacts } from '../../src/train/artifacts';
 import { TrainingSession } from '../../src/train/session';
 import { scatterAddRows } from '../../src/train/rows';
 import { F, I64, makeModel, randn, rng, valueInfo } from '../helpers/build';
+import { serializeModel } from '../../src/onnx/io';
+import { CHECKPOINT_VERSION, emptyProperties } from '../../src/train/checkpoint';
 import { runTaggerTraining } from '../helpers/training';
 import { modelPath } from '../fixtures/reference';
 import { makeTensor } from '../../src/onnx/tensor';
@@ -159,6 +161,43 @@ describe('TrainingSession on row-sparse artifacts', () => {
     expect(await weights(b)).toEqual(await weights(a));
     await a.release();
     await b.release();
+  });
+});
+
+describe('TrainingSession with two row-sparse tables (a model that echoes its row outputs)', () => {
+  const echo = makeModel({
+    nodes: [
+      { name: 'a', op_type: 'Identity', input: ['r1'], output: ['W1_grad_rows'] },
+      { name: 'b', op_type: 'Identity', input: ['i1'], output: ['W1_grad_indices'] },
+      { name: 'c', op_type: 'Identity', input: ['r2'], output: ['W2_grad_rows'] },
+      { name: 'd', op_type: 'Identity', input: ['i2'], output: ['W2_grad_indices'] },
+      { name: 'e', op_type: 'Add', input: ['W1', 'W2'], output: ['loss'] },
+    ],
+    inputs: [valueInfo('W1', F, [4, 2]), valueInfo('W2', F, [4, 2]), valueInfo('r1', F, ['n', 2]), valueInfo('i1', I64, ['n']), valueInfo('r2', F, ['n', 2]), valueInfo('i2', I64, ['n'])],
+    outputs: [valueInfo('loss', F, [4, 2]), valueInfo('W1_grad_rows', F, ['n', 2]), valueInfo('W1_grad_indices', I64, ['n']), valueInfo('W2_grad_rows', F, ['n', 2]), valueInfo('W2_grad_indices', I64, ['n'])],
+  });
+  const checkpoint = () => ({ version: CHECKPOINT_VERSION, trainable: [{ name: 'W1', dims: [4, 2], data: new Float32Array(8) }, { name: 'W2', dims: [4, 2], data: new Float32Array(8) }], frozen: [], optimizerGroups: [], properties: emptyProperties() });
+  const feeds = (v: number, i1: number, i2: number) => ({
+    r1: new ort.Tensor('float32', Float32Array.of(v, v), [1, 2]), i1: new ort.Tensor('int64', BigInt64Array.of(BigInt(i1)), [1]),
+    r2: new ort.Tensor('float32', Float32Array.of(v, v), [1, 2]), i2: new ort.Tensor('int64', BigInt64Array.of(BigInt(i2)), [1]),
+  });
+  const grads = (s: TrainingSession) => Array.from((s as unknown as { grads: Float32Array }).grads);
+
+  it('finds the row outputs by name, and a bad second table writes nothing while accumulating', async () => {
+    const s = await TrainingSession.create({ checkpointState: checkpoint(), trainModel: serializeModel(echo) }, { intraOpNumThreads: 1 });
+    expect(s.trainingOutputNames).toEqual(['loss']);
+    await s.runTrainStep(feeds(1, 0, 0));
+    // W2's index 9 is outside its 4 rows: the step fails before W1's rows reach the scratch.
+    await expect(s.runTrainStep(feeds(100, 3, 9))).rejects.toThrow("'W2': gradient row index 9 is outside [0, 4)");
+    await s.runTrainStep(feeds(2, 1, 1));
+    expect(grads(s)).toEqual([1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 2, 2, 0, 0, 0, 0]);
+    await s.runTrainStep(feeds(3, 1, 2));
+    expect(grads(s)).toEqual([1, 1, 5, 5, 0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 0, 0]);
+    // A fresh step clears every row written since the last one, nothing else is left.
+    s.lazyResetGrad();
+    await s.runTrainStep(feeds(7, 3, 3));
+    expect(grads(s)).toEqual([0, 0, 0, 0, 0, 0, 7, 7, 0, 0, 0, 0, 0, 0, 7, 7]);
+    await s.release();
   });
 });
 
