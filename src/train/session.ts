@@ -23,7 +23,10 @@
 //    each output bound to its own input's buffer (safe: checkInPlaceSafe), and the
 //    binding adds one more copy per output (3 for AdamW, 2 for SGD);
 //  - gradient accumulation (a second runTrainStep without lazyResetGrad) binds the
-//    gradients to a scratch buffer (reserved in the arena) and adds it in wasm.
+//    gradients to a scratch buffer (reserved in the arena) and adds it in wasm;
+//  - an embedding table's gradient comes out row-sparse (dY's rows and their indices, see
+//    rows.ts): the session adds the rows into the gradient buffer itself and, on the next
+//    fresh step, clears only those rows, so no vocabulary-sized array moves per step.
 // No JS code allocates a parameter-sized array per step.
 import * as fs from 'fs';
 import * as os from 'os';
@@ -419,7 +422,6 @@ export class TrainingSession {
     return (result.grad_norm.data as Float32Array)[0];
   }
 
-  /** The next runTrainStep overwrites the gradients instead of adding to them. */
   /**
    * Count a step without updating (a skipped non-finite batch), so schedules and the
    * data order stay aligned with an uninterrupted run. Gradients are discarded.
@@ -456,6 +458,7 @@ export class TrainingSession {
     }
   }
 
+  /** The next runTrainStep overwrites the gradients instead of adding to them. */
   async lazyResetGrad(): Promise<void> {
     this.gradsPending = false;
   }
