@@ -17,6 +17,7 @@ interface ArtifactsArgs {
   lr: number;
   output: string;
   json?: boolean;
+  denseGradients?: boolean;
 }
 
 export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
@@ -32,6 +33,7 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
       .option('optimizer', { choices: ['adamw', 'sgd'] as const, default: 'adamw' as const })
       .option('lr', { type: 'number', default: 1e-3, describe: 'Learning rate stored in the checkpoint' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Artifacts folder' })
+      .option('dense-gradients', { type: 'boolean', describe: 'Output every gradient dense as <param>_grad (default: embedding tables row-sparse, <param>_grad_rows + <param>_grad_indices)' })
       .option('json', { type: 'boolean', describe: 'Print artifacts.json (the metadata) on stdout' })
       .example('$0 artifacts model.onnx --head pos --loss pos --loss ner:0.5 -o artifacts/', 'GRL on pos, two losses') as unknown as Argv<ArtifactsArgs>,
   handler: async (args, io) => {
@@ -44,7 +46,10 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
       for (const w of patched.warnings) warn(io, w);
       model = patched.model;
     }
-    const meta = generateArtifacts(model, { losses: args.loss.map(parseLossSpec), freeze: args.freeze, trainable: args.trainable, optimizer: args.optimizer, learningRate: args.lr }, args.output);
+    const meta = generateArtifacts(model, {
+      losses: args.loss.map(parseLossSpec), freeze: args.freeze, trainable: args.trainable, optimizer: args.optimizer, learningRate: args.lr,
+      rowSparseGradients: !args.denseGradients,
+    }, args.output);
     if (args.json) {
       io.stdout.write(`${JSON.stringify(meta, null, 1)}\n`);
       return;
@@ -55,5 +60,7 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
     io.stdout.write(`  losses: ${meta.heads.map((h) => `${h.head} (${h.output}, ${h.kind}, weight ${h.weight})`).join('; ')}\n`);
     io.stdout.write(`  GRLs: ${meta.lambdas.length ? meta.lambdas.map((l) => `${l.head} λ=${Number(l.default.toPrecision(6))} (input ${l.input})`).join('; ') : 'none'}\n`);
     io.stdout.write(`  parameters: ${count(trainable).toLocaleString('en-US')} trainable in ${trainable.length} tensors, ${count(meta.params.filter((p) => !p.trainable)).toLocaleString('en-US')} frozen; optimizer ${meta.optimizer}\n`);
+    const rows = Object.keys(meta.outputs.rowGrads ?? {});
+    if (rows.length) io.stdout.write(`  row-sparse gradients (<param>_grad_rows + <param>_grad_indices): ${rows.join(', ')}\n`);
   },
 };
