@@ -29,7 +29,8 @@ function makeArtifacts(modelFile, dir) {
   const { loadModel } = require('../dist/onnx/io');
   const { generateArtifacts } = require('../dist/train/artifacts');
   fs.rmSync(dir, { recursive: true, force: true });
-  generateArtifacts(loadModel(modelFile), { losses: Object.keys(HEADS).map((head) => ({ head })), optimizer: 'adamw', learningRate: 1e-4 }, dir);
+  // Row-sparse embedding gradients, as `grl-onnx train` builds its graphs.
+  generateArtifacts(loadModel(modelFile), { losses: Object.keys(HEADS).map((head) => ({ head })), optimizer: 'adamw', learningRate: 1e-4, rowSparseGradients: true }, dir);
 }
 
 async function main() {

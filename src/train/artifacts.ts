@@ -1,8 +1,9 @@
 // Training artifacts: `grl-onnx artifacts` writes ONNX Runtime's on-device training
 // layout into a folder, so anyone who knows ORT recognises it:
 //
-//   training_model.onnx   forward + losses + backward (`<param>_grad` outputs; an embedding
-//                         table's gradient row-sparse, `<param>_grad_rows` + `_grad_indices`)
+//   training_model.onnx   forward + losses + backward (`<param>_grad` outputs; with
+//                         rowSparseGradients an embedding table's gradient is row-sparse,
+//                         `<param>_grad_rows` + `_grad_indices`, which TrainingSession reads)
 //   eval_model.onnx       forward + losses, no gradients
 //   optimizer_model.onnx  AdamW or SGD over one flat parameter vector (optimizer.ts)
 //   checkpoint            ORT flatbuffer checkpoint: parameters, frozen parameters, settings
@@ -138,9 +139,7 @@ export function writeArtifacts(original: Model, tg: TrainingGraph, opts: Omit<Ar
 /** Build the training graph of `model` and write ORT's artifact layout into `outDir`. */
 export function generateArtifacts(model: Model, opts: ArtifactOptions, outDir: string): ArtifactsMetadata {
   const { optimizer, learningRate, hyperparameters, ...graphOpts } = opts;
-  // TrainingSession scatters row-sparse gradients itself, which saves a vocabulary-sized fill,
-  // scatter and output copy per step; pass rowSparseGradients: false for dense outputs only.
-  const tg = buildTrainingGraph(model, { rowSparseGradients: true, ...graphOpts });
+  const tg = buildTrainingGraph(model, graphOpts);
   return writeArtifacts(model, tg, { optimizer, learningRate, hyperparameters }, outDir);
 }
 

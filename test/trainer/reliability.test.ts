@@ -111,16 +111,16 @@ describe('reliability', () => {
     expect(optInputs).toEqual(expect.arrayContaining(['learning_rate', 'params', 'gradients', 'momentum_buffer']));
   });
 
-  it('grl-onnx artifacts outputs the word table\'s gradient row-sparse, or dense with --dense-gradients', async () => {
+  it('grl-onnx artifacts outputs dense gradients, or the word table\'s row-sparse with --row-sparse-gradients', async () => {
     const outputsOf = (d: string) => (loadModel(path.join(d, 'training_model.onnx')).proto.graph!.output ?? []).map((o) => o.name).filter((n) => n!.startsWith('encoder.embeddings.word'));
     const sparse = tmp();
     const a = capture();
-    expect(await runCli(['artifacts', modelPath('tagger-opset14'), '--loss', 'pos', '-o', sparse], a.io)).toBe(0);
+    expect(await runCli(['artifacts', modelPath('tagger-opset14'), '--loss', 'pos', '--row-sparse-gradients', '-o', sparse], a.io)).toBe(0);
     expect(a.out.join('')).toContain('  row-sparse gradients (<param>_grad_rows + <param>_grad_indices): encoder.embeddings.word.weight\n');
     expect(outputsOf(sparse)).toEqual(['encoder.embeddings.word.weight_grad_rows', 'encoder.embeddings.word.weight_grad_indices']);
     const dense = tmp();
     const b = capture();
-    expect(await runCli(['artifacts', modelPath('tagger-opset14'), '--loss', 'pos', '--dense-gradients', '-o', dense], b.io)).toBe(0);
+    expect(await runCli(['artifacts', modelPath('tagger-opset14'), '--loss', 'pos', '-o', dense], b.io)).toBe(0);
     expect(b.out.join('')).not.toContain('row-sparse');
     expect(outputsOf(dense)).toEqual(['encoder.embeddings.word.weight_grad']);
   });

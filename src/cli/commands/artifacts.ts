@@ -17,7 +17,7 @@ interface ArtifactsArgs {
   lr: number;
   output: string;
   json?: boolean;
-  denseGradients?: boolean;
+  rowSparseGradients?: boolean;
 }
 
 export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
@@ -33,7 +33,7 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
       .option('optimizer', { choices: ['adamw', 'sgd'] as const, default: 'adamw' as const })
       .option('lr', { type: 'number', default: 1e-3, describe: 'Learning rate stored in the checkpoint' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Artifacts folder' })
-      .option('dense-gradients', { type: 'boolean', describe: 'Output every gradient dense as <param>_grad (default: embedding tables row-sparse, <param>_grad_rows + <param>_grad_indices)' })
+      .option('row-sparse-gradients', { type: 'boolean', describe: 'Output embedding tables\' gradients as <param>_grad_rows + <param>_grad_indices instead of a dense <param>_grad (what grl-onnx train uses; TrainingSession reads both)' })
       .option('json', { type: 'boolean', describe: 'Print artifacts.json (the metadata) on stdout' })
       .example('$0 artifacts model.onnx --head pos --loss pos --loss ner:0.5 -o artifacts/', 'GRL on pos, two losses') as unknown as Argv<ArtifactsArgs>,
   handler: async (args, io) => {
@@ -48,7 +48,7 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
     }
     const meta = generateArtifacts(model, {
       losses: args.loss.map(parseLossSpec), freeze: args.freeze, trainable: args.trainable, optimizer: args.optimizer, learningRate: args.lr,
-      rowSparseGradients: !args.denseGradients,
+      rowSparseGradients: !!args.rowSparseGradients,
     }, args.output);
     if (args.json) {
       io.stdout.write(`${JSON.stringify(meta, null, 1)}\n`);
