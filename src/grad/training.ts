@@ -160,11 +160,12 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
     const weight = l.weight ?? 1;
     if (!Number.isFinite(weight)) throw new GrlError(`${where}: loss weight of head '${head}' must be finite`, { file: where });
     if (taken.has(head)) throw new GrlError(`${where}: cannot name the label input of head '${head}' after it: the model already has an input or initializer '${head}'`, { file: where });
-    if (nodeOutputs.has(head)) {
-      throw new GrlError(`${where}: cannot name the label input of head '${head}' after it: a node already produces a tensor '${head}'${head === output ? ' (the head\'s output: a head is named after its output minus a _logits affix, so export it as e.g. \'' + head + '_logits\')' : ''}`, { file: where });
-    }
-    taken.add(head);
-    return { head, output, weight, kind: l.kind ?? ('ce' as LossKind) };
+    // A head named after an output without a _logits affix (or after another node's output)
+    // cannot give its name to a graph input: its label input is then `<head>.labels`.
+    let labelInput = head;
+    for (let k = 1; nodeOutputs.has(labelInput) || (labelInput !== head && taken.has(labelInput)); k++) labelInput = k === 1 ? `${head}.labels` : `${head}.labels_${k}`;
+    taken.add(labelInput);
+    return { head, labelInput, output, weight, kind: l.kind ?? ('ce' as LossKind) };
   });
   const dup = resolved.find((h, k) => resolved.findIndex((o) => o.head === h.head) !== k);
   if (dup) throw new GrlError(`${where}: head '${dup.head}' is given twice`, { file: where });
@@ -205,8 +206,8 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
     const outShape = preShapes.shape(h.output);
     const classes = outShape?.[outShape.length - 1];
     const numClasses = h.kind === 'ce' && typeof classes === 'number' ? classes : undefined;
-    heads.push({ head: h.head, labelInput: h.head, output: h.output, kind: h.kind, weight: h.weight, tokenLevel: h.kind === 'ce' && (outShape?.length ?? 0) >= 3, numClasses });
-    labelVI.push(h.kind === 'ce' ? valueInfo(h.head, DataType.INT64, outShape?.slice(0, -1)) : valueInfo(h.head, DataType.FLOAT, outShape));
+    heads.push({ head: h.head, labelInput: h.labelInput, output: h.output, kind: h.kind, weight: h.weight, tokenLevel: h.kind === 'ce' && (outShape?.length ?? 0) >= 3, numClasses });
+    labelVI.push(h.kind === 'ce' ? valueInfo(h.labelInput, DataType.INT64, outShape?.slice(0, -1)) : valueInfo(h.labelInput, DataType.FLOAT, outShape));
   }
   const lambdaVI = lambdas.map((l) => valueInfo(l.input, DataType.FLOAT, []));
   const work: GraphProto = {

@@ -156,10 +156,10 @@ export function dataSpecFor(tg: Pick<TrainingGraph, 'modelInputs' | 'heads'>, li
     inputs: tg.modelInputs,
     optionalInputs: optional,
     labels: tg.heads.map((h): LabelSpec => {
-      if (h.kind !== 'mse') return { key: h.labelInput, tokenLevel: h.tokenLevel, numClasses: h.numClasses, kind: h.kind };
+      if (h.kind !== 'mse') return { key: h.head, tokenLevel: h.tokenLevel, numClasses: h.numClasses, kind: h.kind };
       const layout = mse[h.head];
       if (!layout) throw new GrlError(`MSE head '${h.head}': no label layout (pass mseLayouts(model, heads) to dataSpecFor)`);
-      return { key: h.labelInput, kind: 'mse', ...layout };
+      return { key: h.head, kind: 'mse', ...layout };
     }),
     idLimits: limits,
   };
@@ -169,8 +169,9 @@ export function batchFeeds(batch: Batch, spec: DataSpec, heads: TrainingGraph['h
   const feeds: Record<string, ort.Tensor> = {};
   for (const name of spec.inputs) feeds[name] = new ort.Tensor('int64', batch.inputs[name], [batch.size, batch.seqLen]);
   for (const h of heads) {
-    const data = batch.labels[h.labelInput];
-    const l = spec.labels.find((x) => x.key === h.labelInput);
+    // The data key is the head's name; the graph input usually has the same name (labelInput).
+    const data = batch.labels[h.head];
+    const l = spec.labels.find((x) => x.key === h.head);
     // An MSE label must have the output's exact shape: Sub would broadcast [B] against [B, 1].
     const tokenLevel = l?.tokenLevel ?? h.tokenLevel;
     const dims = [batch.size, ...(tokenLevel ? [batch.seqLen] : []), ...(h.kind === 'mse' ? l?.dims ?? [] : [])];
@@ -194,7 +195,7 @@ export async function evaluate(session: TrainingSession, examples: Example[], sp
       if (h.kind === 'mse') {
         // From the eval graph's predictions, in float64, over the targets that are not NaN
         // (the ones the loss counts): the data set's mean, not a mean of batch means.
-        const target = batch.labels[h.labelInput] as Float32Array;
+        const target = batch.labels[h.head] as Float32Array;
         const pred = out[h.output].data as Float32Array;
         for (let i = 0; i < target.length; i++) {
           if (Number.isNaN(target[i])) continue;

@@ -3,7 +3,7 @@
 // tensor only inside a subgraph, probe keeps the initializers a kept body reads, a trunk weight
 // read inside an If is not the head's own, and a parameter that reaches the loss only through
 // an If asks for If's gradient rule instead of being frozen silently. Also: topoOrder on an
-// unsorted graph where one node reads two outputs of another, and label inputs that would clash.
+// unsorted graph where one node reads two outputs of another, and a label input whose name is taken.
 import * as ort from 'onnxruntime-node';
 import { patchModel } from '../../src/patch/patch';
 import { modelWithOutput } from '../../src/probe/features';
@@ -11,6 +11,7 @@ import { headParameters } from '../../src/experiment/models';
 import { Graph, nodeReads } from '../../src/onnx/graph';
 import { missingRules, topoOrder } from '../../src/grad/backward';
 import { buildTrainingGraph } from '../../src/grad/training';
+import { batchFeeds, dataSpecFor } from '../../src/train/trainer';
 import { serializeModel } from '../../src/onnx/io';
 import { GraphProto, NodeProto, TensorProto } from '../../src/onnx/proto';
 import { float32Tensor } from '../../src/onnx/tensor';
@@ -95,8 +96,26 @@ describe('graph order and names', () => {
     expect(topoOrder(g).map((n) => n.name)).toEqual(['split', 'add']);
   });
 
-  it('a head named after an output without a _logits affix cannot have its label input named after it: one clear line', () => {
-    expect(() => buildTrainingGraph(ifModel('out_a', 'out_b'), { losses: [{ head: 'out_b', kind: 'mse' }] }))
-      .toThrow("cannot name the label input of head 'out_b' after it: a node already produces a tensor 'out_b' (the head's output: a head is named after its output minus a _logits affix, so export it as e.g. 'out_b_logits')");
+  it('a head named after an output without a _logits affix gets the label input <head>.labels (its name is taken by the output)', async () => {
+    const tg = buildTrainingGraph(ifModel('out_a', 'out_b'), { losses: [{ head: 'out_b', kind: 'mse' }] });
+    expect(tg.heads.map((h) => [h.head, h.labelInput, h.output])).toEqual([['out_b', 'out_b.labels', 'out_b']]);
+    const inputs = (tg.training.graph!.input ?? []).map((i) => i.name);
+    expect(inputs).toContain('out_b.labels');
+    const s = await ort.InferenceSession.create(serializeModel(tg.training));
+    const feeds: Record<string, ort.Tensor> = {
+      x: new ort.Tensor('float32', Float32Array.from({ length: 6 }, (_, i) => i / 6), [2, 3]),
+      'out_b.labels': new ort.Tensor('float32', Float32Array.of(1, 0, 0, 1), [2, 2]),
+    };
+    for (const p of tg.params.filter((q) => q.trainable)) feeds[p.name] = new ort.Tensor('float32', Float32Array.from({ length: p.dims.reduce((a, b) => a * b, 1) }, (_, i) => 0.1 * (i + 1)), p.dims);
+    const r = await s.run(feeds);
+    expect(Number.isFinite((r[tg.outputs.loss].data as Float32Array)[0])).toBe(true);
+    await s.release();
+    // The trainer still reads the labels under the head's name and feeds them to that input.
+    const heads = [{ head: 'out_b', labelInput: 'out_b.labels', output: 'out_b', kind: 'ce' as const, weight: 1, tokenLevel: true, numClasses: 3 }];
+    const spec = dataSpecFor({ modelInputs: [], heads }, {});
+    expect(spec.labels.map((l) => l.key)).toEqual(['out_b']);
+    const fed = batchFeeds({ size: 1, seqLen: 2, inputs: {}, labels: { out_b: BigInt64Array.of(1n, 2n) }, lines: [1] }, spec, heads);
+    expect(Object.keys(fed)).toEqual(['out_b.labels']);
+    expect(fed['out_b.labels'].dims).toEqual([1, 2]);
   });
 });
