@@ -16,8 +16,8 @@
  * (b) buildTrainingGraph on the BERT-base-size model (110M parameters): load and build
  *     times printed separately. Target: build <= 2 s.
  * --no-fuse: keep the decomposed LayerNorms (for comparison; see src/grad/fuse.ts).
- * --dense: every gradient dense, the word table's too (training artifacts output it
- *     row-sparse, and the timed run then includes adding its rows into the flat buffer).
+ * --dense: every gradient dense, the word table's too (by default it is row-sparse, as
+ *     `grl-onnx train` builds it, and the timed run includes adding its rows into the flat buffer).
  * --profile [--nodes]: also runs both sessions with onnxruntime profiling and prints kernel time
  *     per op type (written to bench-out/profile-*.json).
  */

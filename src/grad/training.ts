@@ -42,7 +42,8 @@ export interface TrainingGraphOptions {
    * Output a lookup table's gradient in row-sparse form when all of it comes from one Gather
    * along axis 0 (an embedding table): `<param>_grad_rows` [N, ...] and `<param>_grad_indices`
    * [N] (int64), meaning dense[indices[k]] += rows[k], instead of the dense `<param>_grad`
-   * (default false; training artifacts turn it on). N is the number of looked-up ids, so a
+   * (default false; `grl-onnx train`, probe and `artifacts --row-sparse-gradients` turn it on;
+   * TrainingSession reads both forms). N is the number of looked-up ids, so a
    * vocabulary's mostly-zero gradient is neither filled, scattered nor copied out by onnxruntime.
    */
   rowSparseGradients?: boolean;

@@ -7,7 +7,7 @@
 // exactly that, so patch + remove gives back the original bytes.
 import type { Model } from '../onnx/io';
 import { FunctionProto, ModelProto, NodeProto, AttrType, toNumber } from '../onnx/proto';
-import { Graph, nodeLabel, opsetVersion } from '../onnx/graph';
+import { Graph, nodeLabel, opsetVersion, subgraphReads } from '../onnx/graph';
 import { GrlError, GraphError } from '../onnx/errors';
 import { A, setAttr } from '../onnx/attrs';
 import { GRL_DOMAIN, GRL_DOMAIN_VERSION, GRL_OP } from './grl';
@@ -143,7 +143,8 @@ function splice(model: Model, analysis: HeadAnalysis, info: HeadInfo, tensor: st
   const onPath = graph.consumersOf(tensor).filter((n) => outputsOf.get(n)?.includes(info.output));
   if (!onPath.length) throw new GrlError(`${where}: tensor '${tensor}' is not upstream of output '${info.output}'`, { file: model.source });
   const own = onPath.filter((n) => outputsOf.get(n)?.length === 1);
-  const implicit = own.find((n) => !(n.input ?? []).includes(tensor));
+  // A GRL rewires explicit inputs only; a subgraph reading the tensor would bypass it.
+  const implicit = own.find((n) => subgraphReads(n).includes(tensor));
   if (implicit) throw new GrlError(`${where}: '${tensor}' is read inside a subgraph of node ${nodeLabel(implicit)} (${implicit.op_type}); a GRL cannot be spliced there. Pick a tensor the head's nodes take as an input`, { file: model.source });
   if (!own.length) {
     const others = [...new Set(onPath.flatMap((n) => outputsOf.get(n) ?? []))].filter((o) => o !== info.output);

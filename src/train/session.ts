@@ -24,9 +24,10 @@
 //    binding adds one more copy per output (3 for AdamW, 2 for SGD);
 //  - gradient accumulation (a second runTrainStep without lazyResetGrad) binds the
 //    gradients to a scratch buffer (reserved in the arena) and adds it in wasm;
-//  - an embedding table's gradient comes out row-sparse (dY's rows and their indices, see
-//    rows.ts): the session adds the rows into the gradient buffer itself and, on the next
-//    fresh step, clears only those rows, so no vocabulary-sized array moves per step.
+//  - when the training model outputs an embedding table's gradient row-sparse (dY's rows and
+//    their indices, see rows.ts; `grl-onnx train` builds it so), the session adds the rows into
+//    the gradient buffer itself and, on the next fresh step, clears only those rows, so no
+//    vocabulary-sized array moves per step.
 // No JS code allocates a parameter-sized array per step.
 import * as fs from 'fs';
 import * as os from 'os';
@@ -359,7 +360,8 @@ export class TrainingSession {
     // the table is still zero) and adds the new rows into the gradient buffer. Accumulation adds
     // them into the scratch instead, whose table regions ORT never writes and so stay zero, for
     // the pass below to add, as for dense gradients: the same float32 sums, in the same order.
-    // Every table's rows are checked before any is written, so a bad output changes nothing.
+    // Every table's rows are checked before any is added, so a bad output leaves no rows behind
+    // (the step's dense gradients are already written; a failed step's gradients are void).
     for (const s of this.slots) if (s.rows) checkRows(s.rows, result[s.rows.outputs.rows].data as Float32Array, result[s.rows.outputs.indices].data as BigInt64Array);
     for (const s of this.slots) {
       if (!s.rows) continue;

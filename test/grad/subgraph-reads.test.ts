@@ -15,7 +15,7 @@ import { batchFeeds, dataSpecFor } from '../../src/train/trainer';
 import { serializeModel } from '../../src/onnx/io';
 import { GraphProto, NodeProto, TensorProto } from '../../src/onnx/proto';
 import { float32Tensor } from '../../src/onnx/tensor';
-import { makeModel, valueInfo, F, BOOL } from '../helpers/build';
+import { makeModel, valueInfo, F, I64, BOOL } from '../helpers/build';
 import { modelFromProto } from '../helpers/models';
 
 const node = (name: string, op: string, input: string[], output: string[], attribute: NodeProto['attribute'] = []): NodeProto => ({ name, op_type: op, input, output, attribute });
@@ -62,6 +62,28 @@ describe('reads inside subgraphs', () => {
 
   it('patch refuses to splice a GRL where the head reads the tensor only inside an If (it used to report a dead GRL as added)', () => {
     expect(() => patchModel(ifModel(), { heads: [{ name: 'a' }], at: 't' })).toThrow("'t' is read inside a subgraph of node /a/if (If); a GRL cannot be spliced there");
+  });
+
+  it('... and where a head node takes the tensor as an input and also reads it inside its body (a Loop)', () => {
+    const body: GraphProto = {
+      name: 'body',
+      node: [node('b/add', 'Add', ['v', 't'], ['vo']), node('b/c', 'Identity', ['c'], ['co'])],
+      input: [valueInfo('i', I64, []), valueInfo('c', BOOL, []), valueInfo('v', F, [2, 3])],
+      output: [valueInfo('co', BOOL, []), valueInfo('vo', F, [2, 3])],
+      initializer: [],
+    };
+    const proto = makeModel({
+      nodes: [
+        node('/trunk/mm', 'MatMul', ['x', 'W0'], ['t']),
+        node('/a/loop', 'Loop', ['M', '', 't'], ['lo'], [{ name: 'body', type: 5, g: body }]),
+        node('/a/mm', 'MatMul', ['lo', 'Wa'], ['a_logits']),
+        node('/b/mm', 'MatMul', ['t', 'Wb'], ['b_logits']),
+      ],
+      inputs: [valueInfo('x', F, [2, 3])],
+      outputs: [valueInfo('a_logits', F, [2, 2]), valueInfo('b_logits', F, [2, 2])],
+      initializers: [w('W0', [3, 3]), w('Wa', [3, 2]), w('Wb', [3, 2]), { name: 'M', data_type: I64, dims: [], int64_data: [2] }],
+    });
+    expect(() => patchModel(modelFromProto(proto), { heads: [{ name: 'a' }], at: 't' })).toThrow("'t' is read inside a subgraph of node /a/loop (Loop); a GRL cannot be spliced there");
   });
 
   it('probe keeps the initializers a kept If body reads, so onnxruntime loads the cut model', async () => {

@@ -57,7 +57,7 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
     const trainable = meta.params.filter((p) => p.trainable);
     const count = (ps: typeof meta.params) => ps.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0);
     io.stdout.write(`wrote ${args.output}: ${Object.values(ARTIFACT_FILES).join(', ')}\n`);
-    io.stdout.write(`  losses: ${meta.heads.map((h) => `${h.head} (${h.output}, ${h.kind}, weight ${h.weight})`).join('; ')}\n`);
+    io.stdout.write(`  losses: ${meta.heads.map((h) => `${h.head} (${h.output}, ${h.kind}, weight ${h.weight}${h.labelInput !== h.head ? `, labels input ${h.labelInput}` : ''})`).join('; ')}\n`);
     io.stdout.write(`  GRLs: ${meta.lambdas.length ? meta.lambdas.map((l) => `${l.head} λ=${Number(l.default.toPrecision(6))} (input ${l.input})`).join('; ') : 'none'}\n`);
     io.stdout.write(`  parameters: ${count(trainable).toLocaleString('en-US')} trainable in ${trainable.length} tensors, ${count(meta.params.filter((p) => !p.trainable)).toLocaleString('en-US')} frozen; optimizer ${meta.optimizer}\n`);
     const rows = Object.keys(meta.outputs.rowGrads ?? {});
