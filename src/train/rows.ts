@@ -29,6 +29,11 @@ export function checkRows(t: RowTarget, rows: Float32Array, indices: BigInt64Arr
 /** target[offset + indices[k] * width + j] += rows[k * width + j] for every k, j (checked first, so a bad input writes nothing). */
 export function scatterAddRows(buffer: Float32Array, t: RowTarget, rows: Float32Array, indices: BigInt64Array): void {
   checkRows(t, rows, indices);
+  addCheckedRows(buffer, t, rows, indices);
+}
+
+/** scatterAddRows for rows and indices that checkRows has already accepted. */
+export function addCheckedRows(buffer: Float32Array, t: RowTarget, rows: Float32Array, indices: BigInt64Array): void {
   const { offset, width } = t;
   for (let k = 0; k < indices.length; k++) {
     const dst = offset + Number(indices[k]) * width;

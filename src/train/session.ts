@@ -39,7 +39,7 @@ import { DataType, TensorProto } from '../onnx/proto';
 import { dimsOf, isExternal, makeTensor, numElements, tensorByteLength } from '../onnx/tensor';
 import { CheckpointState, NamedTensor, PropertyBag, loadCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, SESSION_PROPERTY } from './checkpoint';
 import { ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
-import { RowTarget, checkRows, scatterAddRows, zeroRows } from './rows';
+import { RowTarget, addCheckedRows, checkRows, zeroRows } from './rows';
 import type { RowGradientOutputs } from '../grad/training';
 import {
   HYPERPARAMETER_INPUTS, OPTIMIZER_STATES, OptimizerHyperparameters, OptimizerKind,
@@ -371,7 +371,7 @@ export class TrainingSession {
         rows.written = [];
       }
       const indices = result[rows.outputs.indices].data as BigInt64Array;
-      scatterAddRows(accumulate ? (this.scratch as Float32Array) : this.grads, rows, result[rows.outputs.rows].data as Float32Array, indices);
+      addCheckedRows(accumulate ? (this.scratch as Float32Array) : this.grads, rows, result[rows.outputs.rows].data as Float32Array, indices);
       rows.written.push(indices);
     }
     if (accumulate) {

@@ -56,6 +56,19 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
   if (!(worst <= tol)) throw new Error(`${what}: max |got - want| = ${worst} > ${tol}`);
 }
 
+/**
+ * Two sessions trained differently end within `tol` of each other (and, when `moved`, away from
+ * the initial weights, so the comparison is not of two untouched models); both are released.
+ */
+async function expectSameWeights(a: TrainingSession, b: TrainingSession, what: string, moved = true): Promise<void> {
+  const wa = await weightsOf(a);
+  const wb = await weightsOf(b);
+  expectClose([...wa.E, ...wa.W, ...wa.b], [...wb.E, ...wb.W, ...wb.b], 1e-6, what);
+  if (moved) expect([...wa.E, ...wa.W, ...wa.b]).not.toEqual([...w0.E, ...w0.W, ...w0.b]);
+  await a.release();
+  await b.release();
+}
+
 const full = (w: { E: ArrayLike<number>; W: ArrayLike<number>; b: ArrayLike<number> }): Weights & Record<string, ArrayLike<number>> => ({ ...w0, E: Float32Array.from(w.E), W: Float32Array.from(w.W), b: Float32Array.from(w.b) });
 
 describe.each([['js'], ['onnx']] as const)('TrainingSession (optimizer backend %s)', (backend) => {
@@ -104,12 +117,7 @@ describe.each([['js'], ['onnx']] as const)('TrainingSession (optimizer backend %
     const whole = await open(artifacts('sgd', 2));
     await whole.runTrainStep(concat(b1, b2).feeds);
     await whole.runOptimizerStep();
-    const a = await weightsOf(micro);
-    const b = await weightsOf(whole);
-    expectClose([...a.E, ...a.W, ...a.b], [...b.E, ...b.W, ...b.b], 1e-6, 'accumulated vs joined');
-    expect([...a.E, ...a.W, ...a.b]).not.toEqual([...w0.E, ...w0.W, ...w0.b]);
-    await micro.release();
-    await whole.release();
+    await expectSameWeights(micro, whole, 'accumulated vs joined');
   });
 
   it('lazyResetGrad makes the next step overwrite the gradients', async () => {
@@ -369,11 +377,7 @@ describe('TrainingSession when its buffers do not fit a wasm memory (plain array
     expect(whole.updateKernel).toBe('wasm-simd');
     await whole.runTrainStep(concat(b1, b2).feeds);
     await whole.runOptimizerStep();
-    const a = await weightsOf(micro);
-    const c = await weightsOf(whole);
-    expectClose([...a.E, ...a.W, ...a.b], [...c.E, ...c.W, ...c.b], 1e-6, 'accumulated (JS) vs joined (wasm)');
-    await micro.release();
-    await whole.release();
+    await expectSameWeights(micro, whole, 'accumulated (JS) vs joined (wasm)', false);
   });
 
   it('AdamW for 3 steps agrees with the wasm session within float32 rounding', async () => {
@@ -389,11 +393,6 @@ describe('TrainingSession when its buffers do not fit a wasm memory (plain array
         await s.lazyResetGrad();
       }
     }
-    const a = await weightsOf(js);
-    const b = await weightsOf(simd);
-    expectClose([...a.E, ...a.W, ...a.b], [...b.E, ...b.W, ...b.b], 1e-6, 'js vs wasm AdamW');
-    expect([...a.E, ...a.W, ...a.b]).not.toEqual([...w0.E, ...w0.W, ...w0.b]);
-    await js.release();
-    await simd.release();
+    await expectSameWeights(js, simd, 'js vs wasm AdamW');
   });
 });
