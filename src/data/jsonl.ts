@@ -9,6 +9,7 @@
 // training starts.
 import * as fs from 'fs';
 import { GrlError } from '../onnx/errors';
+import { SequenceLimit, checkSequenceLength } from '../onnx/limits';
 
 export const IGNORE_INDEX = -100;
 /** `optionalInputs` fill value meaning "the token's position" (0..len-1), for position_ids. */
@@ -26,6 +27,10 @@ export interface DataSpec {
   idLimits?: Record<string, number>;
   /** The input whose length defines the sequence length (default `input_ids`, else the first input). */
   lengthKey?: string;
+  /** The longest sequence the model takes (sequenceLimit(model)): longer lines are an error... */
+  sequenceLimit?: SequenceLimit;
+  /** ...or are cut to the limit (Example.truncatedFrom records the original length). */
+  truncate?: boolean;
 }
 
 export interface LabelSpec {
@@ -50,6 +55,22 @@ export interface Example {
   length: number;
   inputs: Record<string, Int32Array>;
   labels: Record<string, Float64Array | number>;
+  /** Set when the example was cut to the model's sequence limit: its length in the file. */
+  truncatedFrom?: number;
+}
+
+/** How many examples were cut to the model's sequence limit. */
+export const countTruncated = (examples: Example[]): number => examples.reduce((n, e) => n + (e.truncatedFrom !== undefined ? 1 : 0), 0);
+
+/** An example cut to its first `keep` tokens (inputs and token-level labels). */
+export function truncateExample(e: Example, keep: number, spec: DataSpec): Example {
+  const inputs = Object.fromEntries(Object.entries(e.inputs).map(([k, v]) => [k, v.slice(0, keep)]));
+  const labels: Record<string, Float64Array | number> = {};
+  for (const [k, v] of Object.entries(e.labels)) {
+    const l = spec.labels.find((x) => x.key === k);
+    labels[k] = typeof v === 'number' || !l?.tokenLevel ? v : v.slice(0, keep * (l.kind === 'mse' ? mseWidth(l) : 1));
+  }
+  return { line: e.line, length: keep, inputs, labels, truncatedFrom: e.length };
 }
 
 function fail(file: string, line: number, msg: string): never {
@@ -186,7 +207,9 @@ export function parseJsonl(text: string, file: string, spec: DataSpec): Example[
         labels[l.key] = check(v, l.key);
       }
     }
-    examples.push({ line, length, inputs, labels });
+    const keep = checkSequenceLength(`${file}:${line}`, lengthKey, length, spec.sequenceLimit, spec.truncate);
+    const example: Example = { line, length, inputs, labels };
+    examples.push(keep < length ? truncateExample(example, keep, spec) : example);
   }
   if (examples.length === 0) throw new GrlError(`${file}: empty file, no examples`, { file });
   return examples;

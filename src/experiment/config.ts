@@ -63,6 +63,8 @@ export interface ExperimentConfig {
   seeds: { train: number | number[]; probe: number; head: number; control: number };
   /** onnxruntime intra-op threads (default: all cores). */
   threads?: number;
+  /** Cut examples longer than the model's sequence limit instead of refusing them. */
+  truncate?: boolean;
 }
 
 export const DEFAULT_MODEL = 'models/tiny-tagger.onnx';
@@ -132,7 +134,7 @@ export function mergeConfig<T extends object>(base: T, over: DeepPartial<T>, whe
   return out as T;
 }
 
-const OPTIONAL_KEYS = new Set(['probeAt', 'threads']);
+const OPTIONAL_KEYS = new Set(['probeAt', 'threads', 'truncate']);
 
 /** Read a config file; relative model/data paths are resolved against the file's folder. */
 export function loadConfigFile(file: string): DeepPartial<ExperimentConfig> {

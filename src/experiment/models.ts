@@ -13,6 +13,7 @@ import { inferShapes } from '../onnx/shapes';
 import { analyzeHeads, HeadInfo, isGrlNode } from '../patch/heads';
 import { DataSpec, Example, IGNORE_INDEX, Rng, makeBatch } from '../data/jsonl';
 import { dataSpecFor, embeddingLimits } from '../train/trainer';
+import { sequenceLimit } from '../onnx/limits';
 import { modelWithOutput } from '../probe/features';
 import { ProbeScores, gaussian, scorePredictions } from '../probe/probe';
 
@@ -27,14 +28,15 @@ export function headShape(model: Model, head: HeadInfo): HeadShape {
 }
 
 /** The JSONL spec for the model's inputs and the labels of `heads`. */
-export function taggerSpec(model: Model, heads: HeadInfo[]): DataSpec {
+export function taggerSpec(model: Model, heads: HeadInfo[], truncate = false): DataSpec {
   const g = model.proto.graph ?? {};
   const inits = new Set((g.initializer ?? []).map((t) => t.name ?? ''));
   const modelInputs = (g.input ?? []).map((i) => i.name ?? '').filter((n) => !inits.has(n));
-  return dataSpecFor(
+  const spec = dataSpecFor(
     { modelInputs, heads: heads.map((h) => ({ head: h.name, labelInput: h.name, output: h.output, kind: 'ce' as const, weight: 1, ...headShape(model, h) })) },
     embeddingLimits(model),
   );
+  return { ...spec, sequenceLimit: sequenceLimit(model), truncate };
 }
 
 /** A head's own predictions (argmax of its logits) scored against the data's labels. */

@@ -14,7 +14,7 @@ import { Model, loadModel } from '../onnx/io';
 import { GrlError } from '../onnx/errors';
 import { packageVersion } from '../version';
 import { analyzeHeads, resolveHead } from '../patch/heads';
-import { Example, loadJsonl } from '../data/jsonl';
+import { Example, countTruncated, loadJsonl } from '../data/jsonl';
 import { train, StepRecord, EvalRecord } from '../train/trainer';
 import { extractFeatures, Features } from '../probe/features';
 import { ProbeReport, ProbeScores, runProbe } from '../probe/probe';
@@ -157,14 +157,16 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
   if (adv.output === tgt.output) throw new GrlError(`adversary and target are the same head ('${adv.output}')`);
   const probeAt = cfg.probeAt ?? adv.spliceTensor;
   const shapes = { [adv.name]: headShape(original, adv), [tgt.name]: headShape(original, tgt) };
-  const spec = taggerSpec(original, [adv, tgt]);
-  fs.mkdirSync(outDir, { recursive: true });
+  const spec = taggerSpec(original, [adv, tgt], !!cfg.truncate);
 
   let t0 = performance.now();
   stage('data', `loading ${cfg.data.train}, ${cfg.data.dev}, ${cfg.data.test}`);
   const trainSet = loadJsonl(cfg.data.train, spec);
   const devAll = loadJsonl(cfg.data.dev, spec);
   const testAll = loadJsonl(cfg.data.test, spec);
+  const truncated = countTruncated(trainSet) + countTruncated(devAll) + countTruncated(testAll);
+  if (truncated) hooks.onWarning?.(`truncated ${truncated} example${truncated === 1 ? '' : 's'} to the model's sequence limit (truncate)`);
+  fs.mkdirSync(outDir, { recursive: true });
   const dev = first(devAll, cfg.devSentences);
   const probeTrain = first(trainSet, cfg.probe.trainSentences);
   const probeEval = first(testAll, cfg.probe.evalSentences);

@@ -22,7 +22,8 @@ import { writeArtifacts, ARTIFACT_FILES, readArtifactsMetadata } from './artifac
 import { TrainingSession } from './session';
 import { OptimizerKind } from './optimizer';
 import { parseLambdaSchedule, parseLrSchedule } from './schedules';
-import { BatchOrder, DataSpec, Example, LabelSpec, loadJsonl, makeBatch, Batch, POSITION_FILL } from '../data/jsonl';
+import { BatchOrder, DataSpec, Example, LabelSpec, loadJsonl, makeBatch, Batch, POSITION_FILL, countTruncated } from '../data/jsonl';
+import { checkBatchMemory, sequenceLimit } from '../onnx/limits';
 import { externalFiles, writeFileAtomic, sameFile } from '../onnx/io';
 
 export interface TrainerOptions {
@@ -56,6 +57,8 @@ export interface TrainerOptions {
   resume?: string;
   out: string;
   skipNonfinite?: boolean;
+  /** Cut examples longer than the model's sequence limit instead of refusing them. */
+  truncate?: boolean;
   /** ORT intra-op threads (default: number of cores). */
   threads?: number;
   /** Examples already loaded (the experiment reuses them); skips reading `data`/`eval`. */
@@ -101,7 +104,7 @@ export interface TrainSummary {
 }
 
 export interface TrainerHooks {
-  onStart?(info: { totalSteps: number; startStep: number; heads: string[]; trainableParams: number; examples: number }): void;
+  onStart?(info: { totalSteps: number; startStep: number; heads: string[]; trainableParams: number; examples: number; truncated: number }): void;
   onStep?(r: StepRecord): void;
   onEval?(r: EvalRecord): void;
   /** Polled between steps: Ctrl-C sets it. */
@@ -298,9 +301,10 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
   }
 
   // All data is validated before anything is written or trained.
-  const spec = dataSpecFor(tg, limits, mseLayouts(shapesFrom, tg.heads));
+  const spec: DataSpec = { ...dataSpecFor(tg, limits, mseLayouts(shapesFrom, tg.heads)), sequenceLimit: sequenceLimit(shapesFrom), truncate: opts.truncate };
   const trainSet = opts.trainExamples ?? loadJsonl(opts.data, spec);
   const evalSet = opts.evalExamples ?? (opts.eval ? loadJsonl(opts.eval, spec) : undefined);
+  checkBatchMemory(shapesFrom, Math.min(opts.batchSize, trainSet.length), trainSet.reduce((m, e) => Math.max(m, e.length), 1));
   fs.mkdirSync(out, { recursive: true });
   writeRunArtifacts();
 
@@ -324,7 +328,7 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
       session.registerLambdaScheduler(parseLambdaSchedule(opts.lambdaSchedule ?? 'constant'), totalSteps, lambdaMax);
     }
     const startStep = session.optimizerStep;
-    hooks.onStart?.({ totalSteps, startStep, heads: tg.heads.map((h) => h.head), trainableParams: session.getParametersSize(true), examples: trainSet.length });
+    hooks.onStart?.({ totalSteps, startStep, heads: tg.heads.map((h) => h.head), trainableParams: session.getParametersSize(true), examples: trainSet.length, truncated: countTruncated(trainSet) + countTruncated(evalSet ?? []) });
 
     // metrics.jsonl keeps the lines up to the step we resume from.
     const metricsFile = at(RUN_FILES.metrics);

@@ -22,6 +22,7 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
       .option('out', { type: 'string', default: 'grl-experiment', describe: 'Report folder: report.json, report.html, summary.md, runs/' })
       .option('quick', { type: 'boolean', describe: 'Tiny step counts and one training seed (unless the config sets seeds.train), same code path (under a minute)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('truncate', { type: 'boolean', describe: "Cut examples longer than the model's sequence limit (default: refuse them)" })
       .option('json', { type: 'boolean', describe: 'Print the findings and report paths as JSON on stdout' })
       .example('$0 experiment', 'the whole experiment on the shipped model and data')
       .example('$0 experiment --quick --out /tmp/exp', 'a smoke run') as unknown as Argv<ExperimentArgs>,
@@ -31,6 +32,7 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
     const { writeReport, spreadText } = await import('../../experiment/report');
     const cfg = resolveConfig(args.config ? loadConfigFile(args.config) : undefined, !!args.quick);
     if (args.threads) cfg.threads = args.threads;
+    if (args.truncate) cfg.truncate = true;
     const tty = !!(process.stderr as { isTTY?: boolean }).isTTY && io.stderr === process.stderr;
     let bar: import('cli-progress').SingleBar | undefined;
     let barStage = '';

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Argv } from 'yargs';
 import { GrlError } from '../../onnx/errors';
-import { GrlCommand } from '../command';
+import { GrlCommand, warn } from '../command';
 
 interface ProbeArgs {
   model: string;
@@ -22,6 +22,7 @@ interface ProbeArgs {
   maxTrainRows?: number;
   seed: number;
   threads?: number;
+  truncate?: boolean;
   json?: boolean;
 }
 
@@ -58,12 +59,13 @@ export const probeCommand: GrlCommand<ProbeArgs> = {
       .option('max-train-rows', { type: 'number', describe: 'Train on a seeded sample of at most N rows' })
       .option('seed', { type: 'number', default: 0 })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads' })
+      .option('truncate', { type: 'boolean', describe: "Cut examples longer than the model's sequence limit (default: refuse them)" })
       .option('json', { type: 'boolean', describe: 'Print the result as one JSON document' })
       .example('$0 probe models/tiny-tagger.onnx --data data/train.jsonl --label pos --control', 'how decodable is POS at the pos head\'s splice point?') as unknown as Argv<ProbeArgs>,
   handler: async (args, io) => {
     const { loadModel } = await import('../../onnx/io');
     const { resolveHead } = await import('../../patch/heads');
-    const { loadJsonl } = await import('../../data/jsonl');
+    const { loadJsonl, countTruncated } = await import('../../data/jsonl');
     const { extractFeatures } = await import('../../probe/features');
     const { runProbe } = await import('../../probe/probe');
     const { headShape, taggerSpec } = await import('../../experiment/models');
@@ -71,12 +73,16 @@ export const probeCommand: GrlCommand<ProbeArgs> = {
     const model = loadModel(args.model);
     const head = resolveHead(model, args.label);
     const tensor = args.at ?? head.spliceTensor;
-    const spec = taggerSpec(model, [head]);
+    const spec = taggerSpec(model, [head], !!args.truncate);
     const shape = headShape(model, head);
     const session = args.threads ? { intraOpNumThreads: args.threads } : undefined;
     const fopts = { tensor, label: head.name, tokenLevel: shape.tokenLevel, session };
-    const train = await extractFeatures(model, loadJsonl(args.data, spec), spec, fopts);
-    const test = await extractFeatures(model, loadJsonl(evalFile, spec), spec, fopts);
+    const trainSet = loadJsonl(args.data, spec);
+    const testSet = loadJsonl(evalFile, spec);
+    const truncated = countTruncated(trainSet) + countTruncated(testSet);
+    if (truncated) warn(io, `truncated ${truncated} example${truncated === 1 ? '' : 's'} to the model's sequence limit (--truncate)`);
+    const train = await extractFeatures(model, trainSet, spec, fopts);
+    const test = await extractFeatures(model, testSet, spec, fopts);
     const r = await runProbe(train, test, {
       numClasses: shape.numClasses, kind: args.probe, hidden: args.hidden, epochs: args.epochs, batchSize: args.batchSize,
       lr: args.lr, seed: args.seed, control: args.control, maxTrainRows: args.maxTrainRows, threads: args.threads,

@@ -36,6 +36,7 @@ interface TrainArgs {
   resume?: string;
   out?: string;
   skipNonfinite?: boolean;
+  truncate?: boolean;
   threads?: number;
   json?: boolean;
 }
@@ -117,6 +118,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
       .option('resume', { type: 'string', describe: 'Continue the run in DIR from its last checkpoint' })
       .option('out', { type: 'string', describe: 'Run folder: model.onnx, checkpoint, metrics.jsonl, artifacts/' })
       .option('skip-nonfinite', { type: 'boolean', describe: 'Skip batches with a NaN/inf loss instead of stopping' })
+      .option('truncate', { type: 'boolean', describe: "Cut examples longer than the model's sequence limit (default: refuse them)" })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
       .option('json', { type: 'boolean', describe: 'One JSON object per step on stdout (default when stdout is not a TTY)' })
       .conflicts('steps', 'epochs')
@@ -149,10 +151,11 @@ export const trainCommand: GrlCommand<TrainArgs> = {
           gradAccum: args.gradAccum, freeze: args.freeze, trainable: args.trainable, steps: args.steps, epochs: args.epochs,
           batchSize: args.batchSize, shuffle: args.shuffle, seed: args.seed, evalEvery: args.evalEvery,
           checkpointEvery: args.checkpointEvery, resume: args.resume, out: args.out ?? (args.resume as string),
-          skipNonfinite: args.skipNonfinite, threads: args.threads,
+          skipNonfinite: args.skipNonfinite, truncate: args.truncate, threads: args.threads,
         },
         {
           onStart: (info) => {
+            if (info.truncated) warn(io, `truncated ${info.truncated} example${info.truncated === 1 ? '' : 's'} to the model's sequence limit (--truncate)`);
             if (json) return;
             const { SingleBar, Presets } = require('cli-progress') as typeof import('cli-progress');
             bar = new SingleBar({ format: 'step {value}/{total} [{bar}] eta {eta_formatted} | {metrics}', hideCursor: true, stream: process.stdout }, Presets.shades_classic);
