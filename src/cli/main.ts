@@ -3,6 +3,7 @@
 // bin/grl-onnx.js calls; `runCli`/`buildCli` let tests run the CLI in-process.
 import yargs, { Argv } from 'yargs';
 import { GrlError } from '../onnx/errors';
+import { explainOrtError } from '../onnx/ort-errors';
 import { packageVersion } from '../version';
 import { COMMANDS } from './commands';
 import { CliIO, STDIO_ARG } from './command';
@@ -42,6 +43,9 @@ export function buildCli(io: CliIO): Argv {
 /** Run the CLI; resolves to the exit code. Never throws and never exits the process. */
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   let output = '';
+  // onnxruntime's own log stays quiet unless asked for (its errors arrive as exceptions).
+  const ortLog = argv.includes('--debug') ? await import('../onnx/ort') : undefined;
+  ortLog?.setOrtLogging(true);
   try {
     const args = argv.map((a) => (a === '-' ? STDIO_ARG : a));
     await buildCli(io).parseAsync(args, {}, (_err, _args, out) => {
@@ -51,6 +55,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return io.exitCode ?? 0;
   } catch (e) {
     return reportError(e, io, argv.includes('--debug'), argv);
+  } finally {
+    ortLog?.setOrtLogging(false);
   }
 }
 
@@ -59,7 +65,7 @@ function oneLine(s: string): string {
 }
 
 function reportError(e: unknown, io: CliIO, debug: boolean, argv: string[]): number {
-  const err = e instanceof Error ? e : new Error(String(e));
+  const err = explainOrtError(e) ?? (e instanceof Error ? e : new Error(String(e)));
   if (err instanceof UsageError) {
     const cmd = COMMANDS.find((c) => c.command.split(' ')[0] === argv[0]);
     io.stderr.write(`grl-onnx: ${oneLine(err.message)} (see 'grl-onnx ${cmd ? `${argv[0]} ` : ''}--help')\n`);

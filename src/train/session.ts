@@ -34,6 +34,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { GrlError } from '../onnx/errors';
+import { createInferenceSession } from '../onnx/ort';
 import { Model, loadModel, saveModel } from '../onnx/io';
 import { DataType, TensorProto } from '../onnx/proto';
 import { dimsOf, isExternal, makeTensor, numElements, tensorByteLength } from '../onnx/tensor';
@@ -145,11 +146,7 @@ function resolveOptions(o: TrainingSessionCreateOptions | string): Required<Pick
 }
 
 async function createOrtSession(src: URIorBuffer, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
-  try {
-    return typeof src === 'string' ? await ort.InferenceSession.create(src, options) : await ort.InferenceSession.create(src, options);
-  } catch (e) {
-    throw new GrlError(`${typeof src === 'string' ? src : '<model buffer>'}: onnxruntime cannot load it: ${(e as Error).message.split('\n')[0]}`, { cause: e });
-  }
+  return createInferenceSession(src, options, typeof src === 'string' ? src : '<model buffer>');
 }
 
 export class TrainingSession {
