@@ -19,6 +19,13 @@ export { detectHeads, resolveHead } from './patch/heads';
 export type { HeadInfo } from './patch/heads';
 export { GRL_DOMAIN, GRL_OP } from './patch/grl';
 
+// Task heads on an encoder export
+export { addHeads, removeHead } from './heads/add';
+export type { AddHeadSpec, AddHeadsOptions, AddHeadsResult, RemoveHeadResult } from './heads/add';
+export { readHeadRecords } from './heads/metadata';
+export type { HeadRecord, HeadKind } from './heads/metadata';
+export { readLabelNames, withLabelNames } from './heads/labels';
+
 // Gradients and training
 export { buildTrainingGraph, differentiate, missingRules, supportedOps, UnsupportedOpError } from './grad';
 export type { TrainingGraph, TrainingGraphOptions, LossOption, GradRule, RuleContext, RuleEntry } from './grad';

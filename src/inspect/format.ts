@@ -3,6 +3,8 @@
 import type { InspectReport, TensorSummary } from './inspect';
 
 const num = (n: number) => n.toLocaleString('en-US');
+/** A float32 attribute (λ) as the decimal it was written from: 0.1, not 0.10000000149011612. */
+const f32 = (x: number) => Number(x.toPrecision(7));
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -34,12 +36,22 @@ export function formatInspectReport(r: InspectReport): string {
   lines.push(`  parameters: ${num(r.parameters)} (${formatBytes(r.initializerBytes)} in ${r.initializerCount} initializers${ext})`);
   lines.push(`  nodes: ${num(r.nodeCount)}; ops: ${r.ops.map((o) => `${o.op} ${o.count}`).join(', ')}`);
   lines.push('  heads:');
-  if (!r.heads.length) lines.push('    (none: no output has a branch of its own)');
-  for (const h of r.heads) {
-    const grl = h.grl ? `; GRL '${h.grl.node}' λ=${h.grl.lambda}${h.grl.at !== h.spliceTensor ? ` at '${h.grl.at}'` : ''}` : '';
-    lines.push(`    ${h.name} -> ${h.output}: ${h.exclusiveNodes} exclusive node${h.exclusiveNodes === 1 ? '' : 's'}, leaves the trunk at '${h.spliceTensor || '?'}'${grl}`);
+  if (!r.heads.length) {
+    lines.push(r.encoderOutputs.length
+      ? `    (none: an encoder without task heads; ${r.encoderOutputs.join(', ')} ${r.encoderOutputs.length === 1 ? 'is' : 'are'} the encoder's own output${r.encoderOutputs.length === 1 ? '' : 's'}; add heads with \`grl-onnx heads add\`)`
+      : '    (none: no output has a branch of its own)');
   }
-  lines.push(`  GRLs: ${r.grls.length ? r.grls.map((g) => `${g.node} (head ${g.head || '?'}, λ=${g.lambda})`).join(', ') : 'none'}`);
+  for (const h of r.heads) {
+    const grl = h.grl ? `; GRL '${h.grl.node}' λ=${f32(h.grl.lambda)}${h.grl.at !== h.spliceTensor ? ` at '${h.grl.at}'` : ''}` : '';
+    lines.push(`    ${h.name} -> ${h.output}: ${h.exclusiveNodes} exclusive node${h.exclusiveNodes === 1 ? '' : 's'}, leaves the trunk at '${h.spliceTensor || '?'}'${grl}`);
+    if (h.labels) lines.push(`      labels (${h.labels.length}): ${h.labels.length > 12 ? `${h.labels.slice(0, 12).join(', ')}, ...` : h.labels.join(', ')}`);
+  }
+  if (r.hiddenStates.length) {
+    const w = Math.max(...r.hiddenStates.map((h) => h.layer.length));
+    lines.push('  hidden states a head can read (heads add --from):');
+    for (const h of r.hiddenStates) lines.push(`    ${h.layer.padEnd(w)}  ${h.tensor}  [${h.shape.map((x) => (x === null ? '?' : String(x))).join(', ')}]`);
+  }
+  lines.push(`  GRLs: ${r.grls.length ? r.grls.map((g) => `${g.node} (head ${g.head || '?'}, λ=${f32(g.lambda)})`).join(', ') : 'none'}`);
   if (r.missingGradientRules.length) {
     lines.push(`  no gradient rule yet (training would fail): ${r.missingGradientRules.map((m) => `${m.domain ? `${m.domain}::` : ''}${m.op} (${m.nodes.length} node${m.nodes.length === 1 ? '' : 's'}, e.g. ${m.nodes[0]})`).join(', ')}`);
   } else {

@@ -8,6 +8,8 @@ import { Graph } from '../onnx/graph';
 import { dataTypeName, dimsOf, isExternal, isFloatType, numElements, tensorByteLength } from '../onnx/tensor';
 import { analyzeHeads, grlHeadAttr, grlInfo, isGrlNode } from '../patch/heads';
 import { missingRules } from '../grad/backward';
+import { hiddenStates } from '../heads/encoder';
+import { readLabelNames } from '../heads/labels';
 
 export type ShapeDim = number | string | null;
 
@@ -42,7 +44,11 @@ export interface InspectReport {
   externalInitializers: number;
   /** Op histogram, most frequent first; custom domains are written `domain::Op`. */
   ops: { op: string; count: number }[];
-  heads: { name: string; output: string; exclusiveNodes: number; spliceTensor: string; grl?: { node: string; lambda: number; at: string } }[];
+  heads: { name: string; output: string; exclusiveNodes: number; spliceTensor: string; grl?: { node: string; lambda: number; at: string }; labels?: string[] }[];
+  /** Outputs that are the encoder itself (last_hidden_state, pooler_output), not task heads. */
+  encoderOutputs: string[];
+  /** Per layer, the hidden states [batch, sequence, d] a head can read (`heads add --from`). */
+  hiddenStates: { layer: string; tensor: string; shape: ShapeDim[] }[];
   grls: { node: string; head: string; lambda: number; input: string }[];
   sharedInitializers: SharedInitializer[];
   /** Ops on a path from a parameter to an output that have no gradient rule yet. */
@@ -96,7 +102,10 @@ export function inspectModel(model: Model): InspectReport {
     heads: analysis.heads.map((h) => ({
       name: h.name, output: h.output, exclusiveNodes: h.exclusiveNodes, spliceTensor: h.spliceTensor,
       ...(h.grl ? { grl: { node: h.grl.node, lambda: h.grl.lambda, at: h.grl.input } } : {}),
+      ...labelsOf(model, h.name),
     })),
+    encoderOutputs: analysis.trunkOutputs.filter((o) => analysis.encoderOutputs.has(o)),
+    hiddenStates: hiddenStates(graph),
     grls: graph.nodes.filter(isGrlNode).map((n) => {
       const g = grlInfo(n);
       return { node: g.node, head: grlHeadAttr(n) ?? '', lambda: g.lambda, input: g.input };
@@ -105,6 +114,11 @@ export function inspectModel(model: Model): InspectReport {
     missingGradientRules: missing,
     warnings,
   };
+}
+
+function labelsOf(model: Model, head: string): { labels?: string[] } {
+  const names = readLabelNames(model, head);
+  return names ? { labels: names } : {};
 }
 
 function summarize(v: ValueInfoProto): TensorSummary {

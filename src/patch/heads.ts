@@ -13,6 +13,7 @@ import { GrlError } from '../onnx/errors';
 import { attrFloat, attrString } from '../onnx/attrs';
 import { GRL_DOMAIN, GRL_OP } from './grl';
 import { differentiableTensors, isDifferentiableInput } from './diffpaths';
+import { encoderOutputs } from '../heads/encoder';
 
 export interface GrlInfo {
   /** Node name of the GradientReversal node. */
@@ -53,8 +54,10 @@ export interface HeadAnalysis {
   heads: HeadInfo[];
   /** For each node, the graph outputs that depend on it. */
   outputsOf: Map<NodeProto, string[]>;
-  /** Outputs that are not heads: no node of their own (part of the shared trunk), or not differentiable. */
+  /** Outputs that are not heads: the encoder's own outputs, outputs with no node of their own (part of the shared trunk), or not differentiable. */
   trunkOutputs: string[];
+  /** The encoder's own outputs (last_hidden_state, pooler_output); also in trunkOutputs. */
+  encoderOutputs: Set<string>;
   diff: Set<string>;
 }
 
@@ -72,7 +75,13 @@ export function analyzeHeads(model: Model, graph = new Graph(model.proto.graph ?
   const position = new Map(graph.nodes.map((n, i) => [n, i]));
   const heads: HeadInfo[] = [];
   const trunkOutputs: string[] = [];
+  // The encoder's own outputs (last_hidden_state, pooler_output) are the trunk, not task heads.
+  const encoder = encoderOutputs(model, graph);
   for (const o of outputs) {
+    if (encoder.has(o)) {
+      trunkOutputs.push(o);
+      continue;
+    }
     const exclusive = graph.nodes.filter((n) => outputsOf.get(n)?.length === 1 && outputsOf.get(n)?.[0] === o);
     const own = exclusive.filter((n) => !isGrlNode(n));
     // An output with no node of its own, or one no gradient can flow from (a shape), is not a head.
@@ -98,7 +107,7 @@ export function analyzeHeads(model: Model, graph = new Graph(model.proto.graph ?
       otherTrunkInputs: trunkInputs.filter((t) => t !== splice),
     });
   }
-  return { graph, heads, outputsOf, trunkOutputs, diff };
+  return { graph, heads, outputsOf, trunkOutputs, encoderOutputs: encoder, diff };
 }
 
 /** Differentiable tensors from shared nodes that the head's exclusive nodes read, in graph order. */
@@ -173,7 +182,7 @@ export function resolveHead(model: Model, name: string, analysis = analyzeHeads(
     }
   }
   if (trunkOutputs.includes(name)) {
-    throw new GrlError(`${model.source}: output '${name}' is not a head (it has no nodes of its own, or carries no gradient); available heads: ${listHeads(heads)}`, { file: model.source });
+    throw new GrlError(`${model.source}: output '${name}' is not a head (it is the encoder's own output, has no nodes of its own, or carries no gradient); available heads: ${listHeads(heads)}`, { file: model.source });
   }
   throw new GrlError(`${model.source}: no head '${name}'; available heads: ${listHeads(heads)}`, { file: model.source });
 }

@@ -4,6 +4,7 @@
 import type { GrlCommand } from '../command';
 import { inspectCommand } from './inspect';
 import { patchCommand } from './patch';
+import { headsCommand } from './heads';
 import { trainCommand } from './train';
 import { artifactsCommand } from './artifacts';
 import { probeCommand } from './probe';
@@ -12,6 +13,7 @@ import { experimentCommand } from './experiment';
 export const COMMANDS: GrlCommand[] = [
   inspectCommand,
   patchCommand,
+  headsCommand,
   artifactsCommand,
   trainCommand,
   probeCommand,
