@@ -105,3 +105,23 @@ describe('grl-onnx heads', () => {
     expect(serializeModel(loadModel(c)).equals(serializeModel(loadModel(ENCODER)))).toBe(true);
   });
 });
+
+describe('label names downstream', () => {
+  it('probe names the majority class with the model\'s id2label', async () => {
+    const { withLabelNames } = await import('../../src/heads/labels');
+    const ROOT = path.join(__dirname, '..', '..');
+    const names = (JSON.parse(fs.readFileSync(path.join(ROOT, 'data', 'labels.json'), 'utf8')) as Record<string, string[]>).pos;
+    const model = withLabelNames(loadModel(path.join(ROOT, 'models', 'tiny-tagger-init.onnx')), 'pos', names);
+    const file = path.join(dir, 'named.onnx');
+    fs.writeFileSync(file, serializeModel(model));
+    const lines = (f: string, n: number) => fs.readFileSync(path.join(ROOT, 'data', f), 'utf8').split('\n').slice(0, n).join('\n');
+    fs.writeFileSync(path.join(dir, 'train.jsonl'), lines('train.jsonl', 60));
+    fs.writeFileSync(path.join(dir, 'dev.jsonl'), lines('dev.jsonl', 30));
+    const r = await cli(['probe', file, '--data', path.join(dir, 'train.jsonl'), '--label', 'pos', '--epochs', '1', '--threads', '1', '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.labelNames).toEqual(names);
+    const text = await cli(['probe', file, '--data', path.join(dir, 'train.jsonl'), '--label', 'pos', '--epochs', '1', '--threads', '1']);
+    expect(text.stdout).toContain(`(class ${names[j.majority.label]})\n`);
+  });
+});

@@ -69,6 +69,7 @@ export const probeCommand: GrlCommand<ProbeArgs> = {
     const { extractFeatures } = await import('../../probe/features');
     const { runProbe } = await import('../../probe/probe');
     const { headShape, taggerSpec } = await import('../../experiment/models');
+    const { readLabelNames, labelName } = await import('../../heads/labels');
     const evalFile = defaultEvalFile(args.data, args.eval);
     const model = loadModel(args.model);
     const head = resolveHead(model, args.label);
@@ -88,12 +89,13 @@ export const probeCommand: GrlCommand<ProbeArgs> = {
       lr: args.lr, seed: args.seed, control: args.control, maxTrainRows: args.maxTrainRows, threads: args.threads,
     });
     if (args.json) {
-      io.stdout.write(`${JSON.stringify({ model: args.model, head: head.name, tensor, data: args.data, eval: evalFile, seed: args.seed, ...r }, null, 1)}\n`);
+      const names = readLabelNames(model, head.name);
+      io.stdout.write(`${JSON.stringify({ model: args.model, head: head.name, tensor, data: args.data, eval: evalFile, seed: args.seed, ...r, ...(names ? { labelNames: names } : {}) }, null, 1)}\n`);
       return;
     }
     io.stdout.write(`${args.probe} probe for '${head.name}' at ${tensor} (dim ${r.dim}, ${r.trainRows} training rows, ${r.rows} held-out rows in ${evalFile})\n`);
     io.stdout.write(`  accuracy  ${pct(r.accuracy)}   (train ${pct(r.trainAccuracy)}, macro-F1 ${pct(r.macroF1)}, non-majority rows ${pct(r.nonMajorityAccuracy)})\n`);
-    io.stdout.write(`  majority  ${pct(r.majority.accuracy)}   (class ${r.majority.label})\n`);
+    io.stdout.write(`  majority  ${pct(r.majority.accuracy)}   (class ${labelName(readLabelNames(model, head.name), r.majority.label)})\n`);
     if (r.control) io.stdout.write(`  control   ${pct(r.control.accuracy)}   selectivity ${((r.selectivity ?? 0) * 100).toFixed(2)} pp\n`);
   },
 };
