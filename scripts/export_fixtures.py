@@ -222,9 +222,10 @@ def _f32(x):
 
 # ---------------------------------------------------------------- references
 
-def reference(fx, model, onnx_model, mapping):
+def reference(fx, model, onnx_model, mapping, batch=None, generator='scripts/export_fixtures.py'):
+    """fx.name is the model path under models/ without .onnx; batch(fx, cfg) defaults to make_batch."""
     cfg = model.cfg
-    inputs, labels = make_batch(fx, cfg)
+    inputs, labels = (batch or make_batch)(fx, cfg)
     heads = [(fx.head_a, WEIGHTS[0]), (fx.head_b, WEIGHTS[1])]
     at = splice_tensor(onnx_model, fx.head_a)
     args = tuple(inputs[n] for n in model.input_names)
@@ -261,7 +262,7 @@ def reference(fx, model, onnx_model, mapping):
     check_grl_decomposition(fx, model, args, labels, cases, mapping)
     return {
         'model': f'models/{fx.name}.onnx',
-        'generator': 'scripts/export_fixtures.py',
+        'generator': generator,
         'torch_version': torch.__version__,
         'seed': SEED,
         'loss': 'total = sum(weight * F.cross_entropy(logits.reshape(-1, C), labels.reshape(-1), ignore_index=-100))',

@@ -12,6 +12,8 @@ import { Neg } from './Neg';
 import { Exp } from './Exp';
 import { Log } from './Log';
 import { Tanh } from './Tanh';
+import { Sin } from './Sin';
+import { Cos } from './Cos';
 import { Erf } from './Erf';
 import { Sigmoid } from './Sigmoid';
 import { Relu } from './Relu';
@@ -58,6 +60,8 @@ const RULES: RuleEntry[] = [
   Exp,
   Log,
   Tanh,
+  Sin,
+  Cos,
   Erf,
   Sigmoid,
   Relu,
