@@ -141,14 +141,8 @@ def read_sections():
     path = os.path.join(ZOO_MODELS, 'README.md')
     if not os.path.exists(path):
         return {}
-    out, cur = {}, None
-    for line in open(path).read().split('\n'):
-        if line.startswith(SECTION_BEGIN):
-            cur = line[len(SECTION_BEGIN):-len(' -->')]
-            out[cur] = []
-        elif cur is not None and line != '' or (cur is not None and out[cur]):
-            out[cur].append(line)
-    return {k: ['\n'.join(v).strip('\n') + '\n'] for k, v in out.items()}
+    parts = open(path).read().split(SECTION_BEGIN)[1:]
+    return {p.split(' -->', 1)[0]: [p.split(' -->', 1)[1].strip('\n') + '\n'] for p in parts}
 
 
 def main(argv=None):

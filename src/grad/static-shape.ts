@@ -13,7 +13,7 @@ export function rankOf(ctx: RuleContext, name: string): number | undefined {
 export function requireRank(ctx: RuleContext, name: string): number {
   const r = rankOf(ctx, name);
   if (r === undefined) {
-    throw new GraphError(`${ctx.node.op_type} node '${nodeLabel(ctx.node)}': the rank of '${name}' is unknown, so its gradient cannot be built (run shape inference first)`);
+    throw new GraphError(`${ctx.node.op_type} node '${nodeLabel(ctx.node)}': the rank of '${name}' is unknown, so its gradient cannot be built (grl-onnx inspect names the op that blocks shape inference)`);
   }
   return r;
 }

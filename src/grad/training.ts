@@ -11,7 +11,7 @@ import { Graph, nodeReads, opsetVersion } from '../onnx/graph';
 import { GrlError } from '../onnx/errors';
 import { attrFloat } from '../onnx/attrs';
 import { dataTypeName, dimsOf } from '../onnx/tensor';
-import { inferShapes } from '../onnx/shapes';
+import { ShapeHints, inferShapes } from '../onnx/shapes';
 import { GRL_DOMAIN } from '../patch/grl';
 import { analyzeHeads, grlHeadAttr, isGrlNode, resolveHead } from '../patch/heads';
 import { Emitter } from './emit';
@@ -47,6 +47,11 @@ export interface TrainingGraphOptions {
    * vocabulary's mostly-zero gradient is neither filled, scattered nor copied out by onnxruntime.
    */
   rowSparseGradients?: boolean;
+  /**
+   * Shapes observed in onnxruntime for tensors whose rank static inference cannot decide
+   * (observeUnknownRanks in src/onnx/shapes/fallback.ts); the gradient rules need every rank.
+   */
+  shapeHints?: ShapeHints;
 }
 
 /** A row-sparse gradient's two outputs (TrainingGraphOptions.rowSparseGradients). */
@@ -188,7 +193,7 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   });
 
   // The LayerNorm decompositions of pre-17 exports become LayerNormalization nodes (fuse.ts).
-  const preShapes = inferShapes(src);
+  const preShapes = inferShapes(src, opts.shapeHints);
   const fuseSrc = fuseSource(src, preShapes, taken);
   const fusion = opts.fuseLayerNorm === false ? { nodes: forward, fused: 0 } : fuseLayerNorms(forward, graphOutputs, fuseSrc);
   let fwdNodes = fusion.nodes;
@@ -252,7 +257,7 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   const considered = (src.initializer ?? []).filter(isParameter);
   const otherFloat = considered.find((t) => t.data_type !== DataType.FLOAT);
   if (otherFloat) throw new GrlError(`${where}: initializer '${otherFloat.name}' is ${dataTypeName(otherFloat.data_type ?? 0)}; grl-onnx builds gradient graphs for float32 models only (convert the model to float32 first)`, { file: where });
-  const shapes = inferShapes(work);
+  const shapes = inferShapes(work, opts.shapeHints);
   const path = differentiablePath(graph, considered.map((t) => t.name ?? ''), seeds.keys(), shapes);
   const candidates = considered.map((t) => t.name ?? '').filter((n) => path.onPath.has(n));
   const selection = selectTrainable(candidates, considered.map((t) => t.name ?? ''), { freeze: opts.freeze, trainable: opts.trainable });

@@ -23,6 +23,14 @@ function tensorLine(t: TensorSummary, width: number): string {
   return `    ${t.name.padEnd(width)}  ${t.type.toLowerCase().padEnd(7)} ${shape}`;
 }
 
+/** "812 static, 14 from an onnxruntime run" (and how many stay unknown). */
+function rankCounts(r: InspectReport): string {
+  const parts = [`${num(r.ranks.static)} static`];
+  if (r.ranks.onnxruntime) parts.push(`${num(r.ranks.onnxruntime)} from an onnxruntime run`);
+  if (r.ranks.unknown) parts.push(`${num(r.ranks.unknown)} unknown`);
+  return parts.join(', ');
+}
+
 export function formatInspectReport(r: InspectReport): string {
   const lines: string[] = [];
   const width = Math.max(0, ...[...r.inputs, ...r.outputs].map((t) => t.name.length));
@@ -56,6 +64,12 @@ export function formatInspectReport(r: InspectReport): string {
     lines.push(`  no gradient rule yet (training would fail): ${r.missingGradientRules.map((m) => `${m.domain ? `${m.domain}::` : ''}${m.op} (${m.nodes.length} node${m.nodes.length === 1 ? '' : 's'}, e.g. ${m.nodes[0]})`).join(', ')}`);
   } else {
     lines.push('  gradient rules: every op on a path from a parameter to an output has one');
+  }
+  lines.push(`  ranks: ${rankCounts(r)}`);
+  if (r.ranks.blocking.length) {
+    const b = r.ranks.blocking;
+    lines.push(`  rank unknown on a gradient path (training would fail): ${b.map((x) => `${x.domain ? `${x.domain}::` : ''}${x.op} node '${x.node}' (${x.tensors} tensor${x.tensors === 1 ? '' : 's'}, e.g. '${x.example}')`).join(', ')}`);
+    if (r.ranks.fallbackError) lines.push(`    the onnxruntime run that would have read them failed: ${r.ranks.fallbackError}`);
   }
   if (r.warnings.length) {
     lines.push('  warnings:');

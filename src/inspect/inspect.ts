@@ -10,6 +10,8 @@ import { analyzeHeads, grlHeadAttr, grlInfo, isGrlNode } from '../patch/heads';
 import { missingRules } from '../grad/backward';
 import { hiddenStates } from '../heads/encoder';
 import { readLabelNames } from '../heads/labels';
+import type { ObservedRanks } from '../onnx/shapes';
+import { RankSummary, summarizeRanks } from './ranks';
 
 export type ShapeDim = number | string | null;
 
@@ -53,10 +55,16 @@ export interface InspectReport {
   sharedInitializers: SharedInitializer[];
   /** Ops on a path from a parameter to an output that have no gradient rule yet. */
   missingGradientRules: { op: string; domain: string; nodes: string[] }[];
+  /** How each node output's rank was obtained, and the ops leaving a rank on a gradient path unknown. */
+  ranks: RankSummary;
   warnings: string[];
 }
 
-export function inspectModel(model: Model): InspectReport {
+/**
+ * The report. `observed` are the shapes an onnxruntime run gave for tensors whose rank static
+ * inference leaves unknown (observeUnknownRanks, async; the CLI passes them).
+ */
+export function inspectModel(model: Model, observed?: ObservedRanks): InspectReport {
   const p = model.proto;
   const graph = new Graph(p.graph ?? {});
   const analysis = analyzeHeads(model, graph);
@@ -112,6 +120,7 @@ export function inspectModel(model: Model): InspectReport {
     }),
     sharedInitializers: shared,
     missingGradientRules: missing,
+    ranks: summarizeRanks(graph, observed),
     warnings,
   };
 }

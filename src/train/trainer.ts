@@ -16,7 +16,7 @@ import { dimsOf } from '../onnx/tensor';
 import { patchModel } from '../patch/patch';
 import { buildTrainingGraph, TrainingGraph } from '../grad/training';
 import type { LossKind } from '../grad/losses';
-import { inferShapes } from '../onnx/shapes';
+import { inferShapes, observeUnknownRanks } from '../onnx/shapes';
 import type { Dim } from '../grad/types';
 import { writeArtifacts, ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
 import { TrainingSession } from './session';
@@ -278,7 +278,10 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
       if (written.some((w) => sameFile(f, w))) throw new GrlError(`${model.source}: the run would overwrite its input's external data ${f}; give another --out`, { file: model.source });
     }
     if (opts.heads?.length) model = patchModel(model, { heads: opts.heads }).model;
+    // Ranks static inference cannot decide are read from one onnxruntime forward (no run when all are known).
+    const { hints: shapeHints } = await observeUnknownRanks(model);
     const built = buildTrainingGraph(model, {
+      shapeHints,
       losses: opts.losses.map((l) => ({ head: l.head, weight: l.weight ?? 1, kind: l.kind })),
       freeze: opts.freeze,
       trainable: opts.trainable,

@@ -46,7 +46,10 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
       for (const w of patched.warnings) warn(io, w);
       model = patched.model;
     }
+    const { observeUnknownRanks } = await import('../../onnx/shapes');
+    const { hints: shapeHints } = await observeUnknownRanks(model);
     const meta = generateArtifacts(model, {
+      shapeHints,
       losses: args.loss.map(parseLossSpec), freeze: args.freeze, trainable: args.trainable, optimizer: args.optimizer, learningRate: args.lr,
       rowSparseGradients: !!args.rowSparseGradients,
     }, args.output);

@@ -20,7 +20,8 @@ export const inspectCommand: GrlCommand<InspectArgs> = {
     const { inspectModel } = await import('../../inspect/inspect');
     const { formatInspectReport } = await import('../../inspect/format');
     const model = args.model === '-' && io.readStdin ? loadModel(io.readStdin(), { name: '<stdin>', baseDir: process.cwd() }) : loadModel(args.model);
-    const report = inspectModel(model);
+    const { observeUnknownRanks } = await import('../../onnx/shapes');
+    const report = inspectModel(model, await observeUnknownRanks(model));
     io.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatInspectReport(report));
   },
 };

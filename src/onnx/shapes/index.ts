@@ -14,7 +14,7 @@ export { broadcastShapes } from './dims';
 export { ShapeInference, inferShapes, SHAPE_RULE_OPS } from './inference';
 export type { ShapeTable, ShapeHints, RankSource } from './inference';
 export { einsumShape } from './compute';
-export { rankReport, describeRanks } from './report';
+export { rankReport } from './report';
 export type { RankReport, RankBlocker } from './report';
 export { observeUnknownRanks, unknownRankTensors } from './fallback';
 export type { ObservedRanks } from './fallback';

@@ -103,6 +103,9 @@ export class ShapeInference implements ShapeTable {
       if (!s && hint) {
         s = [...hint];
         source = 'onnxruntime';
+      } else if (s && hint && hint.length === s.length) {
+        // The rank is static (perhaps thanks to an upstream hint); observed dims fill unknown ones.
+        s = s.map((d, j) => d ?? hint[j]);
       }
       this.shapes.set(o, s);
       if (source) this.sources.set(o, source);

@@ -65,11 +65,3 @@ export function rankReport(graph: GraphProto, shapes: ShapeInference, only?: Rea
   report.blockers = [...byNode.values()];
   return report;
 }
-
-/** "812 static, 14 from an onnxruntime run" (and "3 unknown" when any are). */
-export function describeRanks(r: RankReport): string {
-  const parts = [`${r.static} static`];
-  if (r.onnxruntime) parts.push(`${r.onnxruntime} from an onnxruntime run`);
-  if (r.unknown.length) parts.push(`${r.unknown.length} unknown`);
-  return parts.join(', ');
-}
