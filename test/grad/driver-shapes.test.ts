@@ -1,12 +1,12 @@
-// Static shape inference (src/onnx/shapes.ts), which the driver hands to the
-// rules: on every fixture model, every dim it claims is checked against the
+// Static shape inference (src/onnx/shapes/), which the driver hands to the
+// rules: on every fixture and zoo model, every dim it claims is checked against the
 // shapes onnxruntime-node actually produces at two batch shapes. Numbers must
 // match, and a symbolic dim must mean the same value wherever it appears.
 import * as ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../../src/onnx/io';
 import { ModelProto } from '../../src/onnx/proto';
 import { inferShapes, broadcastShapes } from '../../src/onnx/shapes';
-import { FIXTURE_NAMES, loadReference, modelPath } from '../fixtures/reference';
+import { FIXTURE_NAMES, FixtureName, ZOO_NAMES, loadReference, modelPath } from '../fixtures/reference';
 
 /** The model with every node output exposed as a graph output (types left open). */
 function exposeAll(proto: ModelProto): { model: ModelProto; names: string[] } {
@@ -16,7 +16,7 @@ function exposeAll(proto: ModelProto): { model: ModelProto; names: string[] } {
   return { model, names };
 }
 
-function feedsAt(name: (typeof FIXTURE_NAMES)[number], rows: number, t: number): Record<string, ort.Tensor> {
+function feedsAt(name: FixtureName, rows: number, t: number): Record<string, ort.Tensor> {
   const ref = loadReference(name);
   const feeds: Record<string, ort.Tensor> = {};
   for (const [k, v] of Object.entries(ref.inputs)) {
@@ -28,7 +28,7 @@ function feedsAt(name: (typeof FIXTURE_NAMES)[number], rows: number, t: number):
   return feeds;
 }
 
-describe.each(FIXTURE_NAMES.map((n) => [n]))('shape inference on %s', (name) => {
+describe.each([...FIXTURE_NAMES, ...ZOO_NAMES].map((n) => [n]))('shape inference on %s', (name: FixtureName) => {
   it('never claims a wrong dim, and infers the shapes of most tensors statically', async () => {
     const model = loadModel(modelPath(name));
     const shapes = inferShapes(model.proto.graph!);
@@ -60,7 +60,8 @@ describe.each(FIXTURE_NAMES.map((n) => [n]))('shape inference on %s', (name) => 
     }
     await s.release();
     // Transformer exports compute reshape targets in-graph (Shape -> Gather -> Concat -> Reshape,
-    // Range over the sequence length, a position buffer sliced to it); all of it comes out static.
+    // Range over the sequence length, a position buffer sliced to it, torch's expand as
+    // Where(Equal(target, -1), 1, target), CumSum positions); all of it comes out static.
     expect(known).toBe(names.length);
     expect(full).toBe(names.length);
   });

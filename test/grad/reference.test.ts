@@ -7,7 +7,7 @@ import { loadModel, serializeModel, Model } from '../../src/onnx/io';
 import { tensorToFloat32 } from '../../src/onnx/tensor';
 import { patchModel } from '../../src/patch/patch';
 import { buildTrainingGraph, TrainingGraph } from '../../src/grad/training';
-import { FIXTURE_NAMES, FixtureName, RefCase, Reference, RefTensor, loadReference, modelPath } from '../fixtures/reference';
+import { FIXTURE_NAMES, ZOO_NAMES, FixtureName, RefCase, Reference, RefTensor, loadReference, modelPath } from '../fixtures/reference';
 
 type Feeds = Record<string, ort.Tensor>;
 
@@ -70,7 +70,7 @@ function expectGradientsMatch(c: RefCase, got: Map<string, Float32Array>, what: 
   if (bad.length) throw new Error(`${what}: ${bad.length} of ${refs.length} gradients differ:\n  ${bad.join('\n  ')}`);
 }
 
-describe.each(FIXTURE_NAMES.map((n) => [n]))('%s against PyTorch', (name: FixtureName) => {
+describe.each([...FIXTURE_NAMES, ...ZOO_NAMES].map((n) => [n]))('%s against PyTorch', (name: FixtureName) => {
   const ref = loadReference(name);
   const model = loadModel(modelPath(name));
 

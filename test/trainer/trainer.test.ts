@@ -7,7 +7,7 @@ import { loadModel } from '../../src/onnx/io';
 import { tensorToFloat32 } from '../../src/onnx/tensor';
 import { train, TrainerOptions } from '../../src/train/trainer';
 import { runCli } from '../../src/cli/main';
-import { FIXTURE_NAMES, loadReference, modelPath, Reference } from '../fixtures/reference';
+import { FIXTURE_NAMES, ZOO_NAMES, loadReference, modelPath, Reference } from '../fixtures/reference';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'grl-trainer-'));
 
@@ -34,7 +34,7 @@ function weights(file: string): Map<string, Float32Array> {
 const quiet: Partial<TrainerOptions> = { threads: 1 };
 
 describe('one SGD step with lr 1 is exactly θ − ∇θ (PyTorch reference gradients)', () => {
-  for (const name of FIXTURE_NAMES) {
+  for (const name of [...FIXTURE_NAMES, ...ZOO_NAMES]) {
     for (const kind of ['plain', 'grl'] as const) {
       it(`${name}, ${kind}`, async () => {
         const ref = loadReference(name);

@@ -54,7 +54,10 @@ export function product(ds: Dim[]): Dim {
   return p === 1 ? sym : null;
 }
 
-/** numel(input) / numel(other output dims), cancelling symbols by name; null when not certain. */
+/**
+ * numel(input) / numel(other output dims), cancelling symbols by name; null when not certain.
+ * [b, s, 32] to [b, -1, 4, 8] gives s: the numbers cancel (32 / 32) and one symbol is left.
+ */
 export function inferMinusOne(input: Dim[], others: Dim[]): Dim {
   const num = [...input];
   let den = 1;
@@ -65,9 +68,13 @@ export function inferMinusOne(input: Dim[], others: Dim[]): Dim {
     if (k < 0) return null;
     num.splice(k, 1);
   }
-  const rest = product(num);
-  if (typeof rest === 'number') return den !== 0 && rest % den === 0 ? rest / den : null;
-  return den === 1 ? rest : null;
+  if (num.includes(null)) return null;
+  const numeric = (num.filter((d) => typeof d === 'number') as number[]).reduce((a, b) => a * b, 1);
+  const symbols = num.filter((d) => typeof d === 'string');
+  if (den === 0 || numeric % den !== 0) return null;
+  const q = numeric / den;
+  if (symbols.length === 0) return q;
+  return symbols.length === 1 && q === 1 ? symbols[0] : null;
 }
 
 export const norm = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);

@@ -33,6 +33,9 @@ export const LAYOUT_RULES: Record<string, ShapeRule> = {
     const target = env.value(inp[1]);
     const n = staticLength(env, inp[1]);
     const res = target ? reshapeShape(s0, target, attrInt(node, 'allowzero', 0)) : n !== undefined ? unknownDims(n) : undefined;
+    // A tracked value flattened to 1-D keeps its entries.
+    const v = env.value(inp[0]);
+    if (v && res?.length === 1) env.setValue(node.output?.[0] ?? '', { scalar: false, vals: v.vals });
     return [[res], [t0Of(node, env)]];
   },
   Flatten: (node, env) => {

@@ -3,9 +3,9 @@
 // and shapes are tracked by value so that reshape targets stay static.
 import { DataType } from '../proto';
 import { attrInt, attrInts, attrTensor } from '../attrs';
-import { dimsOf } from '../tensor';
+import { dimsOf, tensorToInts } from '../tensor';
 import { norm, unknownDims } from './dims';
-import { ShapeRule, staticLength } from './env';
+import { INT_TYPES, MAX_TRACKED, ShapeRule, staticLength } from './env';
 
 export const VALUE_RULES: Record<string, ShapeRule> = {
   Constant: (node, env) => {
@@ -36,6 +36,12 @@ export const VALUE_RULES: Record<string, ShapeRule> = {
     const t = attrTensor(node, 'value');
     const v = env.value(node.input?.[0]);
     const n = staticLength(env, node.input?.[0]);
+    // A 1-D integer fill of known length is a value too (torch's expand: ConstantOfShape(Shape(target))).
+    const len = v?.vals.length === 1 ? v.vals[0] : undefined;
+    if (typeof len === 'number' && len <= MAX_TRACKED) {
+      const fill = t ? tensorToInts(t)[0] : 0;
+      if (!t || INT_TYPES.has(t.data_type ?? 0)) env.setValue(node.output?.[0] ?? '', { scalar: false, vals: Array(len).fill(fill) });
+    }
     return [[v ? v.vals : n !== undefined ? unknownDims(n) : undefined], [t?.data_type ?? DataType.FLOAT]];
   },
   Range: (node, env) => {
