@@ -120,6 +120,8 @@ describe('unary gradients', () => {
     { op: 'Exp' },
     { op: 'Log', positive: true, eps: 1e-3 },
     { op: 'Tanh' },
+    { op: 'Sin' },
+    { op: 'Cos' },
     { op: 'Erf' },
     { op: 'Sigmoid' },
     { op: 'Relu' },
@@ -142,6 +144,16 @@ describe('unary gradients', () => {
     const Phi1 = 0.8413447460685429;
     expect(dx[0]).toBeCloseTo(0.5 * dy[0], 6);
     expect(dx[1]).toBeCloseTo((Phi1 + phi1) * dy[1], 5);
+  });
+  it('Sin and Cos: dY·cos(X) and −dY·sin(X) exactly at 0 and π/2', async () => {
+    const values = [0, Math.PI / 2];
+    const dy = (await gradCheck({ op: 'Identity', inputs: [{ dims: [2], values }] })).grads.get(0)!;
+    const dsin = (await gradCheck({ op: 'Sin', inputs: [{ dims: [2], values }] })).grads.get(0)!;
+    const dcos = (await gradCheck({ op: 'Cos', inputs: [{ dims: [2], values }] })).grads.get(0)!;
+    expect(dsin[0]).toBeCloseTo(dy[0], 6);
+    expect(dsin[1]).toBeCloseTo(0, 6);
+    expect(dcos[0]).toBeCloseTo(0, 6);
+    expect(dcos[1]).toBeCloseTo(-dy[1], 6);
   });
   it('Gelu before opset 20 is refused by minOpset', async () => {
     const { findRule } = await import('../../src/grad/rules');
