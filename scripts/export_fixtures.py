@@ -122,42 +122,57 @@ def export_checked(model, path, opset):
 
 # ---------------------------------------------------------------- batch and losses
 
+# Helpers of make_batch, shared with scripts/export_zoo.py.
+
+def batch_mask():
+    """Real lengths 7, 5, 3 of the B=3, T=7 batch, and its attention mask."""
+    lengths = torch.tensor([7, 5, 3])
+    return lengths, (torch.arange(T)[None, :] < lengths[:, None]).long()
+
+
+def example_token_types():
+    tt = torch.zeros(B, T, dtype=torch.long)
+    tt[0, 4:] = 1
+    tt[1, 3:5] = 1
+    return tt
+
+
+def token_labels(g, mask, classes, extra_ignored):
+    y = torch.randint(0, classes, (B, T), generator=g)
+    y[mask == 0] = -100
+    for r, c in extra_ignored:
+        y[r, c] = -100
+    return y
+
+
+def next_token_labels(ids, mask, lengths):
+    """Next-token targets; the last real token of each row has none."""
+    lm = torch.full((B, T), -100, dtype=torch.long)
+    lm[:, :-1] = ids[:, 1:]
+    lm[mask == 0] = -100
+    lm[torch.arange(B), lengths - 1] = -100
+    lm[1, 1] = -100
+    return lm
+
+
 def make_batch(fx, cfg):
     """B=3, T=7 with trailing padding on rows 1 and 2, and labels ignored on pads and a few tokens."""
     g = torch.Generator().manual_seed(SEED + 1)
-    lengths = torch.tensor([7, 5, 3])
-    mask = (torch.arange(T)[None, :] < lengths[:, None]).long()
+    lengths, mask = batch_mask()
     ids = torch.randint(1, cfg.vocab, (B, T), generator=g) * mask
     inputs = {'input_ids': ids, 'attention_mask': mask}
     if fx.kind != 'decoder':
-        tt = torch.zeros(B, T, dtype=torch.long)
-        tt[0, 4:] = 1
-        tt[1, 3:5] = 1
-        inputs['token_type_ids'] = tt
-
-    def token_labels(classes, extra_ignored):
-        y = torch.randint(0, classes, (B, T), generator=g)
-        y[mask == 0] = -100
-        for r, c in extra_ignored:
-            y[r, c] = -100
-        return y
-
+        inputs['token_type_ids'] = example_token_types()
     labels = {}
     if fx.kind == 'tagger':
-        labels['pos_logits'] = token_labels(cfg.pos_classes, [(0, 2), (1, 0)])
-        labels['ner_logits'] = token_labels(cfg.ner_classes, [(0, 5), (2, 1)])
+        labels['pos_logits'] = token_labels(g, mask, cfg.pos_classes, [(0, 2), (1, 0)])
+        labels['ner_logits'] = token_labels(g, mask, cfg.ner_classes, [(0, 5), (2, 1)])
     elif fx.kind == 'classifier':
         labels['cls_logits'] = torch.tensor([2, 0, 1])
-        labels['tag_logits'] = token_labels(cfg.pos_classes, [(0, 3), (1, 1)])
+        labels['tag_logits'] = token_labels(g, mask, cfg.pos_classes, [(0, 3), (1, 1)])
     else:
-        labels['pos_logits'] = token_labels(cfg.pos_classes, [(0, 2), (1, 0)])
-        # Next-token targets; the last real token of each row has none.
-        lm = torch.full((B, T), -100, dtype=torch.long)
-        lm[:, :-1] = ids[:, 1:]
-        lm[mask == 0] = -100
-        lm[torch.arange(B), lengths - 1] = -100
-        lm[1, 1] = -100
-        labels['lm_logits'] = lm
+        labels['pos_logits'] = token_labels(g, mask, cfg.pos_classes, [(0, 2), (1, 0)])
+        labels['lm_logits'] = next_token_labels(ids, mask, lengths)
     return inputs, labels
 
 

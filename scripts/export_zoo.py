@@ -36,39 +36,20 @@ def fixture(fam, opset):
 
 def make_batch(fx, cfg, fam):
     """B=3, T=7, trailing padding (the family's pad id) on rows 1 and 2, some labels ignored."""
-    B, T = ef.B, ef.T
     g = torch.Generator().manual_seed(ef.SEED + 1)
-    lengths = torch.tensor([7, 5, 3])
-    mask = (torch.arange(T)[None, :] < lengths[:, None]).long()
-    real = torch.randint(2, cfg.vocab, (B, T), generator=g)
+    lengths, mask = ef.batch_mask()
+    real = torch.randint(2, cfg.vocab, (ef.B, ef.T), generator=g)
     ids = torch.where(mask.bool(), real, torch.full_like(real, cfg.pad_id))
     inputs = {'input_ids': ids, 'attention_mask': mask}
     if 'token_type_ids' in fam.trunk.input_names:
-        tt = torch.zeros(B, T, dtype=torch.long)
-        tt[0, 4:] = 1
-        tt[1, 3:5] = 1
-        inputs['token_type_ids'] = tt
-
-    def token_labels(classes, extra_ignored):
-        y = torch.randint(0, classes, (B, T), generator=g)
-        y[mask == 0] = -100
-        for r, c in extra_ignored:
-            y[r, c] = -100
-        return y
-
-    labels = {'pos_logits': token_labels(cfg.pos_classes, [(0, 2), (1, 0)])}
-    second = fx.head_b
+        inputs['token_type_ids'] = ef.example_token_types()
+    labels = {'pos_logits': ef.token_labels(g, mask, cfg.pos_classes, [(0, 2), (1, 0)])}
     if fam.second_kind == 'token':
-        labels[second] = token_labels(cfg.ner_classes, [(0, 5), (2, 1)])
+        labels[fx.head_b] = ef.token_labels(g, mask, cfg.ner_classes, [(0, 5), (2, 1)])
     elif fam.second_kind == 'seq':
-        labels[second] = torch.tensor([2, 0, 1])
-    else:  # next-token targets; the last real token of each row has none
-        lm = torch.full((B, T), -100, dtype=torch.long)
-        lm[:, :-1] = ids[:, 1:]
-        lm[mask == 0] = -100
-        lm[torch.arange(B), lengths - 1] = -100
-        lm[1, 1] = -100
-        labels[second] = lm
+        labels[fx.head_b] = torch.tensor([2, 0, 1])
+    else:
+        labels[fx.head_b] = ef.next_token_labels(ids, mask, lengths)
     return inputs, labels
 
 

@@ -174,19 +174,9 @@ class DistilClassifierHead(nn.Module):
 
 # ---------------------------------------------------------------- ALBERT
 
-class AlbertEmbeddings(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.word_embeddings = nn.Embedding(cfg.vocab, cfg.emb)
-        self.position_embeddings = nn.Embedding(cfg.max_pos, cfg.emb)
-        self.token_type_embeddings = nn.Embedding(cfg.type_vocab, cfg.emb)
-        self.LayerNorm = nn.LayerNorm(cfg.emb, eps=1e-12)
-        self.register_buffer('position_ids', torch.arange(cfg.max_pos).unsqueeze(0), persistent=False)
-
-    def forward(self, input_ids, token_type_ids):
-        positions = self.position_ids[:, : input_ids.shape[1]]
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
-        return self.LayerNorm(x)
+def AlbertEmbeddings(cfg):
+    """BERT's embeddings (word, position buffer sliced, token type, LayerNorm) at the size E."""
+    return fm.BertEmbeddings(replace(cfg, d=cfg.emb))
 
 
 class AlbertModel(nn.Module):
@@ -216,7 +206,7 @@ class ElectraModel(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        self.embeddings = AlbertEmbeddings(cfg)  # same layout: word/position/type at size E, LayerNorm
+        self.embeddings = AlbertEmbeddings(cfg)
         self.embeddings_project = nn.Linear(cfg.emb, cfg.d)
         self.layer = nn.ModuleList([fm.PostLNLayer(cfg) for _ in range(cfg.layers)])
 

@@ -7,15 +7,9 @@ import { Graph } from '../src/onnx/graph';
 import { DataType, toNumber } from '../src/onnx/proto';
 import { tensorBytes } from '../src/onnx/tensor';
 import { FIXTURE_NAMES, FixtureName, RefTensor, Reference, loadReference, modelPath, referenceFeeds } from './fixtures/reference';
+import { maxAbsDiff } from './helpers/models';
 
 const TOL = 1e-4;
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 /** Float initializers read by some node on the way to one of the heads' outputs. */
 function floatInitializersFeeding(model: Model, outputs: string[]): Set<string> {

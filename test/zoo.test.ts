@@ -15,16 +15,9 @@ import { inspectModel } from '../src/inspect/inspect';
 import { formatInspectReport } from '../src/inspect/format';
 import { observeUnknownRanks } from '../src/onnx/shapes';
 import { REPO_ROOT, Reference, ZOO_ENCODERS, ZOO_NAMES, loadReference, modelPath, referenceFeeds } from './fixtures/reference';
-import { expectSameOutputs, runOrt } from './helpers/models';
+import { expectSameOutputs, maxAbsDiff, runOrt } from './helpers/models';
 
 const TOL = 1e-4;
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 function nodeOutputCount(m: Model): number {
   return (m.proto.graph?.node ?? []).flatMap((n) => n.output ?? []).filter((o) => o).length;

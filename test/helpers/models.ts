@@ -61,6 +61,14 @@ export async function runOrt(model: Uint8Array | string, feeds: Record<string, o
   }
 }
 
+/** The largest |a[i] - b[i]|, after checking the lengths agree. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
 /** Exact byte equality of every output (bit-identical floats, NaN payloads included). */
 export function expectSameOutputs(actual: Outputs, expected: Outputs): void {
   expect(Object.keys(actual).sort()).toEqual(Object.keys(expected).sort());
