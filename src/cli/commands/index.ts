@@ -9,6 +9,7 @@ import { trainCommand } from './train';
 import { artifactsCommand } from './artifacts';
 import { probeCommand } from './probe';
 import { experimentCommand } from './experiment';
+import { dataCommand } from './data';
 
 export const COMMANDS: GrlCommand[] = [
   inspectCommand,
@@ -18,4 +19,5 @@ export const COMMANDS: GrlCommand[] = [
   trainCommand,
   probeCommand,
   experimentCommand,
+  dataCommand,
 ];
