@@ -4,8 +4,6 @@
 // format, only examples.
 import * as fs from 'fs';
 import { GrlError } from '../onnx/errors';
-import type { Model } from '../onnx/io';
-import { sequenceLimit } from '../onnx/limits';
 import { loadTokenizer, TextTokenizer } from '../tokenize/tokenizer';
 import { DataSpec, Example, loadJsonl } from './jsonl';
 import { ColumnRequest, FormatName, readCorpus } from './formats';
@@ -22,7 +20,7 @@ export interface CorpusOptions {
   labelsFrom?: string | LabelVocab;
   labelOrder?: LabelOrder;
   labelAllSubwords?: boolean;
-  /** Default: the model's sequence limit (corpusForModel). */
+  /** Longest sequence in tokens; capped by (and by default) the model's sequence limit (DataSpec.sequenceLimit). */
   maxLength?: number;
   strictLabels?: boolean;
   /** Truncation and unknown-label lines (library code does not print). */
@@ -68,11 +66,6 @@ export function resolveLabelVocab(from: string | LabelVocab, c: CorpusOptions): 
   return buildLabelVocab(sentences, reqs.map((r) => r.name), c.labelOrder ?? 'sorted', from);
 }
 
-/** Options for a corpus read for `model`: the max length defaults to its sequence limit. */
-export function corpusForModel(c: CorpusOptions, model: Model): CorpusOptions {
-  return c.maxLength !== undefined ? c : { ...c, maxLength: sequenceLimit(model)?.limit };
-}
-
 /** Eval data reads labels with the training file's vocabulary. */
 export function corpusForEval(c: CorpusOptions, trainFile: string): CorpusOptions {
   return { ...c, labelsFrom: c.labelsFrom ?? trainFile };
@@ -94,13 +87,15 @@ export function prepareForSpec(file: string, spec: DataSpec, c: CorpusOptions): 
   }
   const labelsFrom = c.labelsFrom !== undefined ? resolveLabelVocab(c.labelsFrom, c) : undefined;
   const { format, sentences } = readCorpus(file, reqs, c.format);
-  const p = prepareSentences(sentences, file, format, { ...c, tokenizer: tok, labels: reqs, labelsFrom });
+  const limit = spec.sequenceLimit?.limit;
+  const maxLength = c.maxLength !== undefined && limit !== undefined ? Math.min(c.maxLength, limit) : c.maxLength ?? limit;
+  const p = prepareSentences(sentences, file, format, { ...c, tokenizer: tok, labels: reqs, labelsFrom, maxLength });
   for (const l of spec.labels) {
-    const n = p.vocab[l.key].length;
-    if (l.numClasses !== undefined && n > l.numClasses) throw new GrlError(`${labelsFrom ? 'the training label vocabulary' : file} has ${n} '${l.key}' labels but head '${l.key}' has ${l.numClasses} classes`);
     if (l.tokenLevel === p.sentenceLevel[l.key]) {
       throw new GrlError(`--label ${l.key}=${byName.get(l.key)!.column}: head '${l.key}' is ${l.tokenLevel ? 'token-level' : 'sequence-level'} but ${file} gives ${p.sentenceLevel[l.key] ? 'a sentence label' : 'word labels'}`);
     }
+    const n = p.vocab[l.key].length;
+    if (l.numClasses !== undefined && n > l.numClasses) throw new GrlError(`${labelsFrom ? 'the training label vocabulary' : file} has ${n} '${l.key}' labels but head '${l.key}' has ${l.numClasses} classes`);
   }
   for (const w of p.warnings) c.onWarning?.(w);
   return p;

@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { GrlError } from '../onnx/errors';
 import type { ProbeKind } from '../probe/probe';
+import type { CorpusOptions } from '../data/examples';
 
 export interface ExperimentConfig {
   /** The pretrained encoder with adversary and target heads. */
@@ -65,6 +66,8 @@ export interface ExperimentConfig {
   threads?: number;
   /** Cut examples longer than the model's sequence limit instead of refusing them. */
   truncate?: boolean;
+  /** The data files are corpora read through this tokenizer (labels: ["pos=upos", ...]). */
+  corpus?: Omit<CorpusOptions, 'onWarning'>;
 }
 
 export const DEFAULT_MODEL = 'models/tiny-tagger.onnx';
@@ -134,7 +137,7 @@ export function mergeConfig<T extends object>(base: T, over: DeepPartial<T>, whe
   return out as T;
 }
 
-const OPTIONAL_KEYS = new Set(['probeAt', 'threads', 'truncate']);
+const OPTIONAL_KEYS = new Set(['probeAt', 'threads', 'truncate', 'corpus']);
 
 /** Read a config file; relative model/data paths are resolved against the file's folder. */
 export function loadConfigFile(file: string): DeepPartial<ExperimentConfig> {
@@ -151,6 +154,7 @@ export function loadConfigFile(file: string): DeepPartial<ExperimentConfig> {
   const abs = (p: unknown) => (typeof p === 'string' ? path.resolve(dir, p) : p);
   if (cfg.model !== undefined) cfg.model = abs(cfg.model) as string;
   if (cfg.data) for (const k of ['train', 'dev', 'test'] as const) if (cfg.data[k] !== undefined) cfg.data[k] = abs(cfg.data[k]) as string;
+  if (cfg.corpus) cfg.corpus = { ...cfg.corpus, tokenizer: abs(cfg.corpus.tokenizer) as string, ...(typeof cfg.corpus.labelsFrom === 'string' ? { labelsFrom: abs(cfg.corpus.labelsFrom) as string } : {}) };
   return cfg;
 }
 

@@ -14,7 +14,8 @@ import { Model, loadModel } from '../onnx/io';
 import { GrlError } from '../onnx/errors';
 import { packageVersion } from '../version';
 import { analyzeHeads, resolveHead } from '../patch/heads';
-import { Example, countTruncated, loadJsonl } from '../data/jsonl';
+import { Example, countTruncated } from '../data/jsonl';
+import { corpusForEval, loadExamples } from '../data/examples';
 import { train, StepRecord, EvalRecord } from '../train/trainer';
 import { extractFeatures, Features } from '../probe/features';
 import { ProbeReport, ProbeScores, runProbe } from '../probe/probe';
@@ -161,9 +162,10 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
 
   let t0 = performance.now();
   stage('data', `loading ${cfg.data.train}, ${cfg.data.dev}, ${cfg.data.test}`);
-  const trainSet = loadJsonl(cfg.data.train, spec);
-  const devAll = loadJsonl(cfg.data.dev, spec);
-  const testAll = loadJsonl(cfg.data.test, spec);
+  const corpus = cfg.corpus && { ...cfg.corpus, onWarning: hooks.onWarning };
+  const trainSet = loadExamples(cfg.data.train, spec, corpus);
+  const devAll = loadExamples(cfg.data.dev, spec, corpus && corpusForEval(corpus, cfg.data.train));
+  const testAll = loadExamples(cfg.data.test, spec, corpus && corpusForEval(corpus, cfg.data.train));
   const truncated = countTruncated(trainSet) + countTruncated(devAll) + countTruncated(testAll);
   if (truncated) hooks.onWarning?.(`truncated ${truncated} example${truncated === 1 ? '' : 's'} to the model's sequence limit (truncate)`);
   fs.mkdirSync(outDir, { recursive: true });

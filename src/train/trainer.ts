@@ -22,7 +22,8 @@ import { writeArtifacts, ARTIFACT_FILES, readArtifactsMetadata } from './artifac
 import { TrainingSession } from './session';
 import { OptimizerKind } from './optimizer';
 import { parseLambdaSchedule, parseLrSchedule } from './schedules';
-import { BatchOrder, DataSpec, Example, LabelSpec, loadJsonl, makeBatch, Batch, POSITION_FILL, countTruncated } from '../data/jsonl';
+import { BatchOrder, DataSpec, Example, LabelSpec, makeBatch, Batch, POSITION_FILL, countTruncated } from '../data/jsonl';
+import { CorpusOptions, corpusForEval, loadExamples } from '../data/examples';
 import { checkBatchMemory, sequenceLimit } from '../onnx/limits';
 import { externalFiles, writeFileAtomic, sameFile } from '../onnx/io';
 
@@ -31,6 +32,8 @@ export interface TrainerOptions {
   model: string | Model;
   data: string;
   eval?: string;
+  /** Read data/eval as corpora through a tokenizer (src/data/examples.ts); default: ids JSONL. */
+  corpus?: CorpusOptions;
   /** Loss heads: `kind` 'ce' (default, softmax cross-entropy) or 'mse' (float regression targets). */
   losses: { head: string; weight?: number; kind?: LossKind }[];
   /** Splice GRLs on these heads first (if the model has none there yet). */
@@ -305,8 +308,8 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
 
   // All data is validated before anything is written or trained.
   const spec: DataSpec = { ...dataSpecFor(tg, limits, mseLayouts(shapesFrom, tg.heads)), sequenceLimit: sequenceLimit(shapesFrom), truncate: opts.truncate };
-  const trainSet = opts.trainExamples ?? loadJsonl(opts.data, spec);
-  const evalSet = opts.evalExamples ?? (opts.eval ? loadJsonl(opts.eval, spec) : undefined);
+  const trainSet = opts.trainExamples ?? loadExamples(opts.data, spec, opts.corpus);
+  const evalSet = opts.evalExamples ?? (opts.eval ? loadExamples(opts.eval, spec, opts.corpus && corpusForEval(opts.corpus, opts.data)) : undefined);
   checkBatchMemory(shapesFrom, Math.min(opts.batchSize, trainSet.length), trainSet.reduce((m, e) => Math.max(m, e.length), 1));
   fs.mkdirSync(out, { recursive: true });
   writeRunArtifacts();

@@ -4,8 +4,9 @@
 // findings on stdout.
 import type { Argv } from 'yargs';
 import { GrlCommand, warn } from '../command';
+import { CorpusArgs, corpusFromArgs, withCorpusOptions } from '../corpus';
 
-interface ExperimentArgs {
+interface ExperimentArgs extends CorpusArgs {
   config?: string;
   out: string;
   quick?: boolean;
@@ -17,7 +18,7 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
   command: 'experiment [config]',
   describe: 'Run the amnesic experiment (probe, GRL training, probe again, trainability) and write a report',
   builder: (y: Argv) =>
-    y
+    withCorpusOptions(y, { label: true })
       .positional('config', { type: 'string', describe: 'JSON config overriding the defaults (model, data, heads, λ, steps, seeds, probe)' })
       .option('out', { type: 'string', default: 'grl-experiment', describe: 'Report folder: report.json, report.html, summary.md, runs/' })
       .option('quick', { type: 'boolean', describe: 'Tiny step counts and one training seed (unless the config sets seeds.train), same code path (under a minute)' })
@@ -33,6 +34,8 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
     const cfg = resolveConfig(args.config ? loadConfigFile(args.config) : undefined, !!args.quick);
     if (args.threads) cfg.threads = args.threads;
     if (args.truncate) cfg.truncate = true;
+    const corpus = corpusFromArgs(args, io);
+    if (corpus) cfg.corpus = corpus;
     const tty = !!(process.stderr as { isTTY?: boolean }).isTTY && io.stderr === process.stderr;
     let bar: import('cli-progress').SingleBar | undefined;
     let barStage = '';

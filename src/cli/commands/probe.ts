@@ -6,8 +6,9 @@ import * as path from 'path';
 import type { Argv } from 'yargs';
 import { GrlError } from '../../onnx/errors';
 import { GrlCommand, warn } from '../command';
+import { CorpusArgs, corpusFromArgs, withCorpusOptions } from '../corpus';
 
-interface ProbeArgs {
+interface ProbeArgs extends Omit<CorpusArgs, 'label'> {
   model: string;
   data: string;
   label: string;
@@ -38,16 +39,23 @@ export function defaultEvalFile(data: string, given?: string): string {
   throw new GrlError(`no held-out split: give --eval FILE, a different split (${why})`);
 }
 
+/** `--label HEAD=COLUMN` (with --tokenizer): the head and the corpus column its labels come from. */
+function splitLabel(label: string): [string, string] {
+  const k = label.indexOf('=');
+  if (k <= 0 || k === label.length - 1) throw new GrlError(`--label ${label}: with --tokenizer give HEAD=COLUMN (e.g. pos=upos)`);
+  return [label.slice(0, k), label.slice(k + 1)];
+}
+
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
 export const probeCommand: GrlCommand<ProbeArgs> = {
   command: 'probe <model>',
   describe: 'Train a fresh probe on frozen encodings and report held-out accuracy vs. majority (and control)',
   builder: (y: Argv) =>
-    y
+    withCorpusOptions(y, { label: false })
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model (the encoder is frozen)' })
-      .option('data', { type: 'string', demandOption: true, describe: 'Probe training data, JSON Lines' })
-      .option('label', { type: 'string', demandOption: true, describe: 'Head whose labels are probed (its splice point is the default tensor)' })
+      .option('data', { type: 'string', demandOption: true, describe: 'Probe training data: ids JSON Lines, or a corpus with --tokenizer' })
+      .option('label', { type: 'string', demandOption: true, describe: 'Head whose labels are probed (its splice point is the default tensor); HEAD=COLUMN with --tokenizer' })
       .option('eval', { type: 'string', describe: 'Held-out data (default: dev.jsonl next to --data)' })
       .option('at', { type: 'string', describe: 'Take features at this tensor instead of the head\'s splice point' })
       .option('probe', { choices: ['linear', 'mlp'] as const, default: 'linear' as const })
@@ -65,21 +73,24 @@ export const probeCommand: GrlCommand<ProbeArgs> = {
   handler: async (args, io) => {
     const { loadModel } = await import('../../onnx/io');
     const { resolveHead } = await import('../../patch/heads');
-    const { loadJsonl, countTruncated } = await import('../../data/jsonl');
+    const { countTruncated } = await import('../../data/jsonl');
+    const { loadExamples, corpusForEval } = await import('../../data/examples');
+    const [headName, column] = args.tokenizer ? splitLabel(args.label) : [args.label, undefined];
     const { extractFeatures } = await import('../../probe/features');
     const { runProbe } = await import('../../probe/probe');
     const { headShape, taggerSpec } = await import('../../experiment/models');
     const { readLabelNames, labelName } = await import('../../heads/labels');
     const evalFile = defaultEvalFile(args.data, args.eval);
     const model = loadModel(args.model);
-    const head = resolveHead(model, args.label);
+    const head = resolveHead(model, headName);
+    const corpus = corpusFromArgs({ ...args, label: undefined }, io, column ? [`${head.name}=${column}`] : []);
     const tensor = args.at ?? head.spliceTensor;
     const spec = taggerSpec(model, [head], !!args.truncate);
     const shape = headShape(model, head);
     const session = args.threads ? { intraOpNumThreads: args.threads } : undefined;
     const fopts = { tensor, label: head.name, tokenLevel: shape.tokenLevel, session };
-    const trainSet = loadJsonl(args.data, spec);
-    const testSet = loadJsonl(evalFile, spec);
+    const trainSet = loadExamples(args.data, spec, corpus);
+    const testSet = loadExamples(evalFile, spec, corpus && corpusForEval(corpus, args.data));
     const truncated = countTruncated(trainSet) + countTruncated(testSet);
     if (truncated) warn(io, `truncated ${truncated} example${truncated === 1 ? '' : 's'} to the model's sequence limit (--truncate)`);
     const train = await extractFeatures(model, trainSet, spec, fopts);

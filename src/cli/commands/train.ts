@@ -5,11 +5,12 @@
 import type { Argv } from 'yargs';
 import { GrlError } from '../../onnx/errors';
 import { CliIO, GrlCommand, repeatable, warn } from '../command';
+import { CorpusArgs, corpusFromArgs, withCorpusOptions } from '../corpus';
 import { parseHeadSpec } from './patch';
 import type { StepRecord, EvalRecord, HeadMetrics } from '../../train/trainer';
 import type { LossKind } from '../../grad/losses';
 
-interface TrainArgs {
+interface TrainArgs extends CorpusArgs {
   model: string;
   data: string;
   eval?: string;
@@ -91,9 +92,9 @@ export const trainCommand: GrlCommand<TrainArgs> = {
   command: 'train <model>',
   describe: 'Train a (GRL-patched) model on JSONL data with onnxruntime-node',
   builder: (y: Argv) =>
-    y
+    withCorpusOptions(y, { label: true })
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model (patched, or give --head to patch on the fly)' })
-      .option('data', { type: 'string', demandOption: true, describe: 'Training data, JSON Lines' })
+      .option('data', { type: 'string', demandOption: true, describe: 'Training data: ids JSON Lines, or a corpus with --tokenizer' })
       .option('eval', { type: 'string', describe: 'Dev data, JSON Lines' })
       .option('loss', { type: 'string', coerce: repeatable, demandOption: true, describe: 'Loss head HEAD[:WEIGHT][:ce|mse]: cross-entropy (default) or mean-squared error (repeatable)' })
       .option('head', { type: 'string', coerce: repeatable, describe: 'Splice a GRL on HEAD[:LAMBDA] first (repeatable)' })
@@ -151,7 +152,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
           gradAccum: args.gradAccum, freeze: args.freeze, trainable: args.trainable, steps: args.steps, epochs: args.epochs,
           batchSize: args.batchSize, shuffle: args.shuffle, seed: args.seed, evalEvery: args.evalEvery,
           checkpointEvery: args.checkpointEvery, resume: args.resume, out: args.out ?? (args.resume as string),
-          skipNonfinite: args.skipNonfinite, truncate: args.truncate, threads: args.threads,
+          skipNonfinite: args.skipNonfinite, truncate: args.truncate, threads: args.threads, corpus: corpusFromArgs(args, io),
         },
         {
           onStart: (info) => {
