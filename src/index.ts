@@ -36,6 +36,18 @@ export type { TrainerOptions, TrainerHooks, StepRecord, EvalRecord, TrainSummary
 export { loadJsonl, makeBatch } from './data/jsonl';
 export type { DataSpec, Example, Batch } from './data/jsonl';
 
+// Tokenizers and corpora
+export { loadTokenizer, alignWords, truncateEncoding } from './tokenize';
+export type { TextTokenizer, Encoding, AlignOptions, Aligned } from './tokenize';
+export { readCorpus, detectFormat, FORMATS } from './data/formats';
+export type { Sentence, ColumnRequest, FormatName } from './data/formats';
+export { prepareCorpus, prepareSentences, preparedJsonl, parseLabelRequest } from './data/prepare';
+export type { PrepareOptions, Prepared, PreparedRecord, PrepareStats } from './data/prepare';
+export { buildLabelVocab, readLabelVocab } from './data/labels';
+export type { LabelVocab, LabelOrder } from './data/labels';
+export { loadExamples } from './data/examples';
+export type { CorpusOptions } from './data/examples';
+
 // Probing and the amnesic experiment
 export { extractFeatures, majorityBaseline, controlTask, trainProbe, runProbe } from './probe';
 export type { Features } from './probe';
