@@ -2,7 +2,6 @@
 // with the model's sequence limit, eval data uses the training vocabulary, and the
 // model is checked against the tokenizer and the label vocabulary before anything runs.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadExamples, corpusForEval, CorpusOptions } from '../../src/data/examples';
 import { DataSpec } from '../../src/data/jsonl';
@@ -10,6 +9,7 @@ import { loadModel } from '../../src/onnx/io';
 import { resolveHead } from '../../src/patch/heads';
 import { taggerSpec } from '../../src/experiment/models';
 import { runCli, CliIO } from '../../src/cli/main';
+import { useTempDir } from '../helpers/tmpdir';
 
 const ROOT = path.join(__dirname, '../..');
 const BPE = path.join(ROOT, 'test/fixtures/tokenizers/bpe-tokenizer.json');
@@ -17,16 +17,8 @@ const BERT = path.join(ROOT, 'models/bert-base-uncased-tokenizer.json');
 const TAGGER = path.join(ROOT, 'models/tiny-tagger.onnx'); // vocab 6,966, 64 positions, pos 17 classes
 const C = (name: string) => path.join(ROOT, 'test/fixtures/corpora', name);
 
-let dir: string;
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-ex-'));
-});
-afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
-const write = (name: string, text: string) => {
-  const f = path.join(dir, name);
-  fs.writeFileSync(f, text);
-  return f;
-};
+const tmp = useTempDir('grl-ex-');
+const write = tmp.write;
 const row = (id: number, form: string, upos: string) => [String(id), form, '_', upos, '_', '_', '0', 'dep', '_', '_'].join('\t');
 
 const tagger = loadModel(TAGGER);
@@ -99,7 +91,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 
 test('grl-onnx train and probe read a corpus with --tokenizer', async () => {
   const dev = write('dev.conllu', fs.readFileSync(C('sample.conllu'), 'utf8'));
-  const out = path.join(dir, 'run');
+  const out = path.join(tmp.dir(), 'run');
   const t = await cli(['train', path.join(ROOT, 'models/tiny-tagger-init.onnx'), '--data', C('sample.conllu'), '--eval', dev, '--tokenizer', BPE, '--label', 'pos=upos', '--loss', 'pos', '--lr', '1e-3', '--steps', '2', '--batch-size', '2', '--out', out, '--json']);
   expect(t.stderr).toBe('');
   expect(t.code).toBe(0);

@@ -1,10 +1,10 @@
 // Each corpus format parses its committed fixture exactly, and each malformed
 // variant fails with one FILE:LINE line.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { readCorpus, detectFormat } from '../../src/data/formats';
 import { readConllu } from '../../src/data/formats/conllu';
+import { useTempDir } from '../helpers/tmpdir';
 
 const DIR = path.join(__dirname, '../fixtures/corpora');
 const F = (name: string) => path.join(DIR, name);
@@ -53,13 +53,8 @@ describe('CoNLL-U', () => {
     expect(() => readCorpus(F('sample.conllu'), [{ name: 'pos', column: 'upostag' }])).toThrow("--label pos=upostag: unknown CoNLL-U column 'upostag' (use form, lemma, upos, xpos, deprel, head, feats.<Feature>, misc.<Key>, label or comment.<key>)");
   });
 
+  const { write: w } = useTempDir('grl-conllu-');
   test('more malformed cases', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-conllu-'));
-    const w = (name: string, text: string) => {
-      const f = path.join(dir, name);
-      fs.writeFileSync(f, text);
-      return f;
-    };
     const row = (...f: string[]) => f.join('\t');
     const ok1 = row('1', 'a', '_', 'X', '_', '_', '0', 'root', '_', '_');
     const ok2 = row('2', 'b', '_', 'X', '_', '_', '1', 'dep', '_', '_');

@@ -1,27 +1,19 @@
 // Data preparation: corpus → ids JSONL records, label vocabularies, unknown labels,
 // truncation counts; and `grl-onnx data prepare` end to end in-process.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadTokenizer } from '../../src/tokenize/tokenizer';
 import { prepareCorpus, preparedJsonl, parseLabelRequest } from '../../src/data/prepare';
 import { runCli, CliIO } from '../../src/cli/main';
+import { useTempDir } from '../helpers/tmpdir';
 
 const ROOT = path.join(__dirname, '../..');
 const BERT_FILE = path.join(ROOT, 'models/bert-base-uncased-tokenizer.json');
 const tok = loadTokenizer(BERT_FILE);
 const C = (name: string) => path.join(ROOT, 'test/fixtures/corpora', name);
 
-let dir: string;
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-prep-'));
-});
-afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
-const write = (name: string, text: string) => {
-  const f = path.join(dir, name);
-  fs.writeFileSync(f, text);
-  return f;
-};
+const tmp = useTempDir('grl-prep-');
+const write = tmp.write;
 
 describe('prepareCorpus', () => {
   test('CoNLL-U: word labels on first subwords, sentence label, sorted vocabulary', () => {
@@ -99,37 +91,37 @@ async function cli(args: string[]): Promise<Run> {
 
 describe('grl-onnx data prepare', () => {
   test('writes OUT.jsonl and OUT.labels.json; dev with --labels-from', async () => {
-    const out = path.join(dir, 'train.jsonl');
+    const out = path.join(tmp.dir(), 'train.jsonl');
     const r = await cli(['data', 'prepare', C('sample.conll'), '--tokenizer', BERT_FILE, '--label', 'ner=3', '--label', 'pos=1', '-o', out]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`${out}: 3 sentences (conll), 13 words → 23 tokens, longest 11\n${path.join(dir, 'train.labels.json')}: ner 6, pos 8 labels (sorted)\n`);
-    const vocab = JSON.parse(fs.readFileSync(path.join(dir, 'train.labels.json'), 'utf8'));
+    expect(r.stdout).toBe(`${out}: 3 sentences (conll), 13 words → 23 tokens, longest 11\n${path.join(tmp.dir(), 'train.labels.json')}: ner 6, pos 8 labels (sorted)\n`);
+    const vocab = JSON.parse(fs.readFileSync(path.join(tmp.dir(), 'train.labels.json'), 'utf8'));
     expect(vocab).toEqual({ ner: ['B-LOC', 'B-MISC', 'B-ORG', 'B-PER', 'I-PER', 'O'], pos: ['.', 'CD', 'JJ', 'NN', 'NNP', 'TO', 'VB', 'VBZ'] });
     const lines = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect([2848, 13934].map((i) => tok.idToToken(i))).toEqual(['peter', 'blackburn']);
     expect(lines[1]).toEqual({ input_ids: [101, 2848, 13934, 102], attention_mask: [1, 1, 1, 1], ner: [-100, 3, 4, -100], pos: [-100, 4, 4, -100], words: ['Peter', 'Blackburn'] });
 
     const dev = write('dev.conll', 'Paris NNP B-NP B-LOC\nis VBZ B-VP O\n');
-    const devOut = path.join(dir, 'dev.jsonl');
-    const d = await cli(['data', 'prepare', dev, '--tokenizer', BERT_FILE, '--label', 'ner=3', '--labels-from', path.join(dir, 'train.labels.json'), '-o', devOut]);
+    const devOut = path.join(tmp.dir(), 'dev.jsonl');
+    const d = await cli(['data', 'prepare', dev, '--tokenizer', BERT_FILE, '--label', 'ner=3', '--labels-from', path.join(tmp.dir(), 'train.labels.json'), '-o', devOut]);
     expect(d.code).toBe(0);
     expect(JSON.parse(fs.readFileSync(devOut, 'utf8')).ner).toEqual([-100, 0, 5, -100]);
-    expect(fs.readFileSync(path.join(dir, 'dev.labels.json'), 'utf8')).toBe(`${JSON.stringify({ ner: vocab.ner }, null, 1)}\n`);
+    expect(fs.readFileSync(path.join(tmp.dir(), 'dev.labels.json'), 'utf8')).toBe(`${JSON.stringify({ ner: vocab.ner }, null, 1)}\n`);
   });
 
   test('bad input: one line naming file:line, exit 1, nothing written', async () => {
-    const out = path.join(dir, 'out.jsonl');
+    const out = path.join(tmp.dir(), 'out.jsonl');
     const r = await cli(['data', 'prepare', C('malformed/order.conllu'), '--tokenizer', BERT_FILE, '--label', 'pos=upos', '-o', out]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`grl-onnx: ${C('malformed/order.conllu')}:6: word ID 3 out of order (expected 2)\n`);
     const w = await cli(['data', 'prepare', C('sample.wordtag'), '--tokenizer', BERT_FILE, '--label', 'pos=upos', '--format', 'conllu', '-o', out]);
     expect(w.stderr).toBe(`grl-onnx: ${C('sample.wordtag')}:1: not CoNLL-U: this looks like word/TAG (--format wordtag)\n`);
     const e = await cli(['data', 'prepare', write('empty.conllu', ''), '--tokenizer', BERT_FILE, '--label', 'pos=upos', '-o', out]);
-    expect(e.stderr).toBe(`grl-onnx: ${path.join(dir, 'empty.conllu')}: empty file\n`);
+    expect(e.stderr).toBe(`grl-onnx: ${path.join(tmp.dir(), 'empty.conllu')}: empty file\n`);
     const u = await cli(['data', 'prepare', C('sample.conllu'), '--tokenizer', BERT_FILE, '--label', 'pos=UPOS', '-o', out]);
     expect(u.stderr).toBe("grl-onnx: --label pos=UPOS: unknown CoNLL-U column 'UPOS' (use form, lemma, upos, xpos, deprel, head, feats.<Feature>, misc.<Key>, label or comment.<key>)\n");
-    expect(fs.readdirSync(dir).filter((f) => f.startsWith('out'))).toEqual([]);
+    expect(fs.readdirSync(tmp.dir()).filter((f) => f.startsWith('out'))).toEqual([]);
   });
 
   test('never overwrites an input', async () => {

@@ -1,14 +1,14 @@
 // The tokenizer adapter against real ids: the bert-base-uncased vocabulary rebuilt by
 // scripts/make-tokenizers.js, and the byte-level BPE fixture whose ids follow from its
 // construction (byte b = id 4 + b, merges from 260 in merge order, <mask> 274).
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadTokenizer } from '../../src/tokenize/tokenizer';
 import { GrlError } from '../../src/onnx/errors';
+import { useTempDir } from '../helpers/tmpdir';
 
 const BERT = path.join(__dirname, '../../models/bert-base-uncased-tokenizer.json');
 const BPE = path.join(__dirname, '../fixtures/tokenizers/bpe-tokenizer.json');
+const tmp = useTempDir('grl-tok-');
 
 describe('bert-base-uncased WordPiece', () => {
   const tok = loadTokenizer(BERT);
@@ -113,8 +113,7 @@ describe('word-by-word encoding equals the library on joined text', () => {
       decoder: null,
       model: { type: 'BPE', vocab, merges, unk_token: '<unk>', fuse_unk: true, byte_fallback: false },
     };
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'grl-tok-')), 'tokenizer.json');
-    fs.writeFileSync(file, JSON.stringify(json));
+    const file = tmp.write('tokenizer.json', JSON.stringify(json));
     const tok = loadTokenizer(file);
     expect(tok.encodeText('the cat sat').ids).toEqual([1, 12, 15, 17]);
     // What the space-joined encoding would give: "▁▁cat" → ▁, ▁cat.
@@ -126,14 +125,9 @@ describe('word-by-word encoding equals the library on joined text', () => {
 });
 
 describe('bad tokenizer files', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-tok-'));
-  const write = (name: string, text: string) => {
-    const f = path.join(dir, name);
-    fs.writeFileSync(f, text);
-    return f;
-  };
+  const { dir, write } = tmp;
   test('missing, not JSON, not a tokenizer, unknown model type', () => {
-    const missing = path.join(dir, 'nope.json');
+    const missing = path.join(dir(), 'nope.json');
     expect(() => loadTokenizer(missing)).toThrow(new GrlError(`${missing}: cannot read tokenizer (ENOENT)`));
     const bad = write('bad.json', '{oops');
     expect(() => loadTokenizer(bad)).toThrow(/bad\.json: not a tokenizer\.json \(/);
