@@ -20,6 +20,7 @@ import { differentiablePath, differentiate, isParameter } from './backward';
 import { scheduleLeafTails } from './schedule';
 import { GELU_OPSET, LAYER_NORM_OPSET, FuseSource, fuseGelus, fuseLayerNorms, opsetRaiseBlockers } from './fuse';
 import { NamePattern, selectTrainable } from './select';
+import { gatherMlmRows } from './mlm';
 import type { Dim } from './types';
 
 export interface LossOption {
@@ -34,6 +35,11 @@ export interface TrainingGraphOptions {
   trainable?: NamePattern[];
   /** Also output each loss head's logits (training graph; the eval graph always does). */
   includeLogits?: boolean;
+  /**
+   * For a CE loss on an MLM head (`heads add --mlm`), run the head on the masked rows only
+   * (labels != -100; see mlm.ts): its logits output is then [N, vocab]. Default true.
+   */
+  gatherMaskedRows?: boolean;
   /** Fold decomposed LayerNorms into LayerNormalization-17 nodes (default true; see fuse.ts). */
   fuseLayerNorm?: boolean;
   /** Fold erf-GELU decompositions into Gelu-20 nodes when raising the opset to 20 is safe (default true; see fuse.ts). */
@@ -205,6 +211,12 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
     if (gelus.fused) opset = Math.max(opset, GELU_OPSET);
   }
 
+  // MLM heads: the per-position nodes run on the masked rows only (mlm.ts).
+  const masked = opts.gatherMaskedRows === false
+    ? undefined
+    : gatherMlmRows(model, fwdNodes, resolved, graphOutputs, (t) => preShapes.shape(t), fuseSrc);
+  if (masked) fwdNodes = masked.nodes;
+
   // The working graph: forward nodes, then the loss nodes, with every input the training graph has.
   const heads: TrainingGraph['heads'] = [];
   const labelVI: ValueInfoProto[] = [];
@@ -230,7 +242,8 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   for (const h of heads) {
     lossEmit.prefix = `loss.${h.head}`;
     const names = { loss: graph.uniqueName(`loss.${h.head}`), correct: h.kind === 'ce' ? graph.uniqueName(`correct.${h.head}`) : undefined, count: h.kind === 'ce' ? graph.uniqueName(`count.${h.head}`) : undefined };
-    losses.set(h.head, buildLoss(lossEmit, { head: h.head, kind: h.kind, output: h.output, labels: h.labelInput, weight: h.weight, numClasses: h.numClasses }, names));
+    const labels = masked?.labels.get(h.head) ?? h.labelInput;
+    losses.set(h.head, buildLoss(lossEmit, { head: h.head, kind: h.kind, output: h.output, labels, weight: h.weight, numClasses: h.numClasses }, names));
   }
   lossEmit.prefix = 'loss';
   const weighted = heads.map((h) => (h.weight === 1 ? (losses.get(h.head) as LossTensors).loss : lossEmit.op('Mul', [(losses.get(h.head) as LossTensors).loss, lossEmit.float(h.weight, 'weight')], undefined, `weighted.${h.head}`)));
@@ -306,7 +319,10 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
 
   const scalar = (n: string) => valueInfo(n, DataType.FLOAT, []);
   const outVI = new Map((src.output ?? []).map((o) => [o.name ?? '', o]));
-  const logitsVI = heads.map((h) => outVI.get(h.output) ?? valueInfo(h.output, DataType.FLOAT, shapes.shape(h.output)));
+  const logitsVI = heads.map((h) => {
+    const gathered = masked?.shapes.get(h.head);
+    return gathered ? valueInfo(h.output, DataType.FLOAT, gathered) : outVI.get(h.output) ?? valueInfo(h.output, DataType.FLOAT, shapes.shape(h.output));
+  });
   const metricVI = [
     scalar(totalName),
     ...heads.map((h) => scalar(headLoss[h.head])),
