@@ -2,11 +2,14 @@
 // mlm-mini.ref.json, format of test/fixtures/reference.ts): feeds for the reference batch and
 // the parameters, a training-graph run, and the gradient comparison of test/grad/reference.test.ts.
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { serializeModel, Model } from '../../src/onnx/io';
 import { tensorToFloat32 } from '../../src/onnx/tensor';
-import type { TrainingGraph } from '../../src/grad/training';
+import { buildTrainingGraph, LossOption, TrainingGraph } from '../../src/grad/training';
+import { writeArtifacts } from '../../src/train/artifacts';
+import { TrainingSession } from '../../src/train/session';
 import type { RefCase, Reference } from '../fixtures/reference';
 import { ROOT } from './helpers';
 
@@ -61,3 +64,29 @@ export async function runGraph(tg: TrainingGraph, feeds: Feeds): Promise<ort.Inf
   }
 }
 
+
+/**
+ * One SGD step with lr 1 through TrainingSession (artifacts written for `losses`, row-sparse
+ * gradients on as `grl-onnx train` has them): θ − θ' per trainable parameter, which is ∇θ.
+ */
+export async function sgdStepDelta(model: Model, losses: LossOption[], ref: Reference): Promise<{ loss: number; delta: Map<string, Float32Array> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-heads-sgd-'));
+  try {
+    const tg = buildTrainingGraph(model, { losses, rowSparseGradients: true });
+    writeArtifacts(model, tg, { optimizer: 'sgd', learningRate: 1 }, dir);
+    const s = await TrainingSession.create({ artifactsDir: dir });
+    const out = await s.runTrainStep(batchFeeds(ref, tg));
+    await s.runOptimizerStep();
+    const after = (await s.getContiguousParameters(true)).data as Float32Array;
+    const inits = new Map((model.proto.graph?.initializer ?? []).map((t) => [t.name ?? '', tensorToFloat32(t)]));
+    const delta = new Map<string, Float32Array>();
+    for (const slot of s.parameterLayout) {
+      const before = inits.get(slot.name) as Float32Array;
+      delta.set(slot.name, Float32Array.from({ length: slot.size }, (_, k) => before[k] - after[slot.offset + k]));
+    }
+    await s.release();
+    return { loss: (out[tg.outputs.loss].data as Float32Array)[0], delta };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
