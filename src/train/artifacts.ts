@@ -1,11 +1,16 @@
 // Training artifacts: `grl-onnx artifacts` writes ONNX Runtime's on-device training
 // layout into a folder, so anyone who knows ORT recognises it:
 //
+// Two layouts share these file names. 'grl' (the default) is what grl-onnx's TrainingSession
+// runs fastest; 'ort' (layouts/ort.ts) is what ONNX Runtime's own training builds run, and
+// TrainingSession runs it too.
+//
 //   training_model.onnx   forward + losses + backward (`<param>_grad` outputs; with
 //                         rowSparseGradients an embedding table's gradient is row-sparse,
 //                         `<param>_grad_rows` + `_grad_indices`, which TrainingSession reads)
 //   eval_model.onnx       forward + losses, no gradients
-//   optimizer_model.onnx  AdamW or SGD over one flat parameter vector (optimizer.ts)
+//   optimizer_model.onnx  AdamW or SGD over one flat parameter vector (optimizer.ts);
+//                         with --layout ort, ORT's AdamWOptimizer / SGDOptimizerV2 node
 //   checkpoint            ORT flatbuffer checkpoint: parameters, frozen parameters, settings
 //   inference_model.onnx  the original model, for exportModelForInferencing
 //   artifacts.json        the TrainingGraph metadata (params order, heads, λ inputs, outputs)
@@ -28,6 +33,10 @@ import { tensorToFloat32 } from '../onnx/tensor';
 import { TrainingGraph, TrainingGraphOptions, buildTrainingGraph } from '../grad/training';
 import { CHECKPOINT_VERSION, CheckpointState, NamedTensor, SESSION_PROPERTY, emptyProperties, saveCheckpoint } from './checkpoint';
 import { OptimizerHyperparameters, OptimizerKind, buildOptimizerModel, defaultHyperparameters } from './optimizer';
+import { ROW_SPARSE_REFUSAL, buildOrtOptimizerModel, checkOrtLayout, toOrtTrainingModel } from './layouts/ort';
+
+/** 'grl': grl-onnx's own layout; 'ort': ONNX Runtime's training layout (layouts/ort.ts). */
+export type ArtifactLayout = 'grl' | 'ort';
 
 /** File names of ORT's artifact layout, plus our inference model and metadata. */
 export const ARTIFACT_FILES = {
@@ -44,12 +53,16 @@ export interface ArtifactOptions extends TrainingGraphOptions {
   /** Base learning rate stored in the checkpoint (default 1e-3). */
   learningRate?: number;
   hyperparameters?: Partial<OptimizerHyperparameters>;
+  /** Default 'grl'. */
+  layout?: ArtifactLayout;
 }
 
 /** artifacts.json: what a session or trainer needs beyond ORT's files. */
 export interface ArtifactsMetadata {
   format: 'grl-onnx-artifacts';
   version: 1;
+  /** Absent in folders written before layouts existed: 'grl'. */
+  layout?: ArtifactLayout;
   source: string;
   optimizer: OptimizerKind;
   learningRate: number;
@@ -97,11 +110,13 @@ export function initialCheckpoint(original: Model, tg: TrainingGraph, settings: 
 /** Write the artifacts of an already built training graph. */
 export function writeArtifacts(original: Model, tg: TrainingGraph, opts: Omit<ArtifactOptions, keyof TrainingGraphOptions>, outDir: string): ArtifactsMetadata {
   const optimizer = opts.optimizer ?? 'adamw';
+  const layout = opts.layout ?? 'grl';
   const settings = {
     optimizer,
     learningRate: opts.learningRate ?? 1e-3,
     hyperparameters: { ...defaultHyperparameters(optimizer), ...opts.hyperparameters },
   };
+  if (layout === 'ort') checkOrtLayout(tg, optimizer, settings.hyperparameters);
   // saveModel refuses models with fields our schema does not know; find out before writing anything.
   if (original.unknownFields.length) {
     throw new GrlError(`${original.source}: refusing to write artifacts: it has fields unknown to grl-onnx's ONNX schema (${original.unknownFields.slice(0, 3).join(', ')})`, { file: original.source });
@@ -115,14 +130,17 @@ export function writeArtifacts(original: Model, tg: TrainingGraph, opts: Omit<Ar
   // The weights are read before any save: when `original` is this folder's own
   // inference_model.onnx, saving it in place deletes the external data they come from.
   const checkpoint = initialCheckpoint(original, tg, settings);
-  saveModel(asModel(tg.training, original, 'training graph'), at(ARTIFACT_FILES.trainModel));
+  const training = layout === 'ort' ? toOrtTrainingModel(tg) : tg.training;
+  const optimizerModel = layout === 'ort' ? buildOrtOptimizerModel(optimizer, settings.hyperparameters) : buildOptimizerModel(optimizer);
+  saveModel(asModel(training, original, 'training graph'), at(ARTIFACT_FILES.trainModel));
   saveModel(asModel(tg.eval, original, 'eval graph'), at(ARTIFACT_FILES.evalModel));
-  saveModel(asModel(buildOptimizerModel(optimizer), original, 'optimizer'), at(ARTIFACT_FILES.optimizerModel));
+  saveModel(asModel(optimizerModel, original, 'optimizer'), at(ARTIFACT_FILES.optimizerModel));
   saveModel(original, at(ARTIFACT_FILES.inferenceModel));
   saveCheckpoint(checkpoint, at(ARTIFACT_FILES.checkpoint));
   const meta: ArtifactsMetadata = {
     format: 'grl-onnx-artifacts',
     version: 1,
+    layout,
     source: original.source,
     ...settings,
     params: tg.params,
@@ -138,9 +156,12 @@ export function writeArtifacts(original: Model, tg: TrainingGraph, opts: Omit<Ar
 
 /** Build the training graph of `model` and write ORT's artifact layout into `outDir`. */
 export function generateArtifacts(model: Model, opts: ArtifactOptions, outDir: string): ArtifactsMetadata {
-  const { optimizer, learningRate, hyperparameters, ...graphOpts } = opts;
+  const { optimizer, learningRate, hyperparameters, layout, ...graphOpts } = opts;
+  if (layout === 'ort' && graphOpts.rowSparseGradients) {
+    throw new GrlError(ROW_SPARSE_REFUSAL);
+  }
   const tg = buildTrainingGraph(model, graphOpts);
-  return writeArtifacts(model, tg, { optimizer, learningRate, hyperparameters }, outDir);
+  return writeArtifacts(model, tg, { optimizer, learningRate, hyperparameters, layout }, outDir);
 }
 
 export function readArtifactsMetadata(dir: string): ArtifactsMetadata | undefined {

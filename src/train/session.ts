@@ -29,9 +29,7 @@
 //    the gradient buffer itself and, on the next fresh step, clears only those rows, so no
 //    vocabulary-sized array moves per step.
 // No JS code allocates a parameter-sized array per step.
-import * as fs from 'fs';
 import * as os from 'os';
-import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { GrlError } from '../onnx/errors';
 import { createInferenceSession } from '../onnx/ort';
@@ -39,42 +37,16 @@ import { Model, loadModel, saveModel } from '../onnx/io';
 import { DataType, TensorProto } from '../onnx/proto';
 import { dimsOf, isExternal, makeTensor, numElements, tensorByteLength } from '../onnx/tensor';
 import { CheckpointState, NamedTensor, PropertyBag, loadCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, SESSION_PROPERTY } from './checkpoint';
-import { ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
+import { SessionLayout, URIorBuffer, TrainingSessionCreateOptions, loadSessionLayout, resolveArtifacts } from './layouts/grl';
 import { RowTarget, addCheckedRows, checkRows, zeroRows } from './rows';
 import type { RowGradientOutputs } from '../grad/training';
 import {
-  HYPERPARAMETER_INPUTS, OPTIMIZER_STATES, OptimizerHyperparameters, OptimizerKind,
-  checkInPlaceSafe, defaultHyperparameters, fusedOptimizerStep, inPlacePairs, optimizerKindOf,
+  HYPERPARAMETER_INPUTS, OPTIMIZER_STATES, OptimizerHyperparameters, OptimizerKind, defaultHyperparameters, fusedOptimizerStep,
 } from './optimizer';
 import { LambdaSchedule, LrSchedule, lambdaAt, lrAt } from './schedules';
 import { KernelArena, kernelsFor } from './kernels/wasm';
 
-export type URIorBuffer = string | Uint8Array;
-
-export interface TrainingSessionCreateOptions {
-  checkpointState?: URIorBuffer | CheckpointState;
-  trainModel?: URIorBuffer;
-  evalModel?: URIorBuffer;
-  optimizerModel?: URIorBuffer;
-  /** The original inference model (same initializer names), for exportModelForInferencing. */
-  inferenceModel?: URIorBuffer;
-  /** Gradient output of each trainable parameter (default `<param>_grad`; artifacts.json has them). */
-  gradOutputs?: Record<string, string>;
-  /**
-   * Row-sparse gradient outputs of embedding tables (TrainingGraphOptions.rowSparseGradients;
-   * artifacts.json has them). A parameter whose `<param>_grad` the training model lacks but
-   * which has `<param>_grad_rows` and `<param>_grad_indices` outputs is found without this.
-   */
-  rowGradOutputs?: Record<string, RowGradientOutputs>;
-  /** An artifacts folder (see generateArtifacts): supplies every file not given above. */
-  artifactsDir?: string;
-  /**
-   * Who runs the update: 'js' (default) applies optimizer_model.onnx's exact semantics
-   * in one fused loop over the buffers (measured ~5x faster on CPU, and no binding
-   * copies); 'onnx' runs optimizer_model.onnx in onnxruntime.
-   */
-  optimizerBackend?: 'js' | 'onnx';
-}
+export type { TrainingSessionCreateOptions, URIorBuffer } from './layouts/grl';
 
 export const LAMBDA_INPUT = /^grl\.(.+)\.lambda$/;
 
@@ -117,32 +89,6 @@ type Feeds = Record<string, ort.Tensor>;
 
 function scalarTensor(v: number): ort.Tensor {
   return new ort.Tensor('float32', Float32Array.of(v), []);
-}
-
-function resolveOptions(o: TrainingSessionCreateOptions | string): Required<Pick<TrainingSessionCreateOptions, 'checkpointState' | 'trainModel'>> & TrainingSessionCreateOptions {
-  const opts = typeof o === 'string' ? { artifactsDir: o } : o;
-  const dir = opts.artifactsDir;
-  const inDir = (file: string, must: boolean): string | undefined => {
-    if (!dir) return undefined;
-    const p = path.join(dir, file);
-    if (fs.existsSync(p)) return p;
-    if (must) throw new GrlError(`${dir}: not a grl-onnx artifacts folder (no ${file})`, { file: dir });
-    return undefined;
-  };
-  const checkpointState = opts.checkpointState ?? inDir(ARTIFACT_FILES.checkpoint, true);
-  const meta = dir ? readArtifactsMetadata(dir) : undefined;
-  const trainModel = opts.trainModel ?? inDir(ARTIFACT_FILES.trainModel, true);
-  if (!checkpointState || !trainModel) throw new GrlError('TrainingSession.create needs checkpointState and trainModel (or an artifacts folder)');
-  return {
-    ...opts,
-    checkpointState,
-    trainModel,
-    evalModel: opts.evalModel ?? inDir(ARTIFACT_FILES.evalModel, false),
-    optimizerModel: opts.optimizerModel ?? inDir(ARTIFACT_FILES.optimizerModel, false),
-    inferenceModel: opts.inferenceModel ?? inDir(ARTIFACT_FILES.inferenceModel, false),
-    gradOutputs: opts.gradOutputs ?? meta?.outputs.grads,
-    rowGradOutputs: opts.rowGradOutputs ?? meta?.outputs.rowGrads,
-  };
 }
 
 async function createOrtSession(src: URIorBuffer, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
@@ -192,31 +138,22 @@ export class TrainingSession {
     private readonly train: ort.InferenceSession,
     private readonly evalSession: ort.InferenceSession | undefined,
     private readonly optimizer: ort.InferenceSession | undefined,
-    modelOptimizerKind: OptimizerKind | undefined,
+    layout: SessionLayout,
     private readonly checkpoint: CheckpointState,
     private readonly inferenceSource: URIorBuffer | undefined,
-    gradOutputs: Record<string, string> | undefined,
     rowGradOutputs: Record<string, RowGradientOutputs> | undefined,
   ) {
     const ckpt = checkpoint;
-    let offset = 0;
-    const outputNames = new Set(train.outputNames);
-    this.slots = ckpt.trainable.map((t) => {
-      const slot: ParamSlot = { name: t.name, grad: gradOutputs?.[t.name] ?? `${t.name}_grad`, dims: t.dims, offset, size: t.data.length };
-      const byName = { rows: `${t.name}_grad_rows`, indices: `${t.name}_grad_indices` };
-      const rowOutputs = rowGradOutputs?.[t.name] ?? (!outputNames.has(slot.grad) && outputNames.has(byName.rows) && outputNames.has(byName.indices) ? byName : undefined);
-      if (rowOutputs && t.dims.length >= 1) {
-        slot.rows = { name: t.name, offset, rowCount: t.dims[0], width: t.dims.slice(1).reduce((a, b) => a * b, 1), outputs: rowOutputs, written: [] };
-      }
-      offset += t.data.length;
-      return slot;
-    });
+    const trainable = inTrainingInputOrder(ckpt.trainable, train.inputNames);
+    this.slots = paramSlots(trainable, new Set(train.outputNames), layout.gradOutputs, rowGradOutputs);
+    const offset = trainable.reduce((n, t) => n + t.data.length, 0);
     const settings = readSettings(ckpt.properties);
     const group = ckpt.optimizerGroups[0];
-    this.optimizerKind = modelOptimizerKind ?? settings.optimizer;
+    this.optimizerKind = layout.optimizerKind ?? settings.optimizer;
     this.stepCount = group?.step ?? 0;
     this.baseLr = settings.learningRate ?? group?.initialLearningRate ?? 1e-3;
-    this.hyper = { ...defaultHyperparameters(this.optimizerKind ?? 'adamw'), ...settings.hyperparameters };
+    // An ORT-layout optimizer model fixes them in its node's attributes: those are what ORT runs.
+    this.hyper = { ...defaultHyperparameters(this.optimizerKind ?? 'adamw'), ...settings.hyperparameters, ...layout.hyperparameters };
 
     // Parameters, gradients, accumulation scratch and moments in one WebAssembly memory
     // when they fit, so the update runs in SIMD (kernels/wasm.ts); else plain arrays.
@@ -227,7 +164,7 @@ export class TrainingSession {
     this.grads = buffer(1);
     // Reserved in the arena (untouched pages cost nothing); plain arrays allocate it on first accumulation.
     this.scratch = arena?.views[2];
-    for (const [i, t] of ckpt.trainable.entries()) this.params.set(t.data, this.slots[i].offset);
+    for (const [i, t] of trainable.entries()) this.params.set(t.data, this.slots[i].offset);
     for (const s of this.slots) {
       this.paramViews[s.name] = new ort.Tensor('float32', this.params.subarray(s.offset, s.offset + s.size), s.dims);
       this.gradViews[s.name] = new ort.Tensor('float32', this.grads.subarray(s.offset, s.offset + s.size), s.dims);
@@ -270,21 +207,16 @@ export class TrainingSession {
    * ORT's intra-op threads default to the number of cores.
    */
   static async create(options: TrainingSessionCreateOptions | string, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<TrainingSession> {
-    const o = resolveOptions(options);
+    const o = resolveArtifacts(options);
     const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: os.availableParallelism(), ...sessionOptions };
     const ckpt = o.checkpointState instanceof Uint8Array || typeof o.checkpointState === 'string' ? loadCheckpoint(o.checkpointState) : o.checkpointState;
-    let kind: OptimizerKind | undefined;
-    if (o.optimizerModel) {
-      const model = loadModel(o.optimizerModel, { name: '<optimizer model>' });
-      kind = optimizerKindOf((model.proto.graph?.input ?? []).map((i) => i.name ?? ''));
-      checkInPlaceSafe(model.proto, inPlacePairs(kind), model.source);
-    }
+    const layout = loadSessionLayout(o);
     const useOnnx = o.optimizerBackend === 'onnx';
-    if (useOnnx && !o.optimizerModel) throw new GrlError("optimizerBackend 'onnx' needs an optimizer model");
-    const train = await createOrtSession(o.trainModel, opts);
+    if (useOnnx && !layout.optimizerModel) throw new GrlError("optimizerBackend 'onnx' needs an optimizer model");
+    const train = await createOrtSession(layout.trainModel, opts);
     const evalSession = o.evalModel ? await createOrtSession(o.evalModel, opts) : undefined;
-    const optimizer = useOnnx && o.optimizerModel ? await createOrtSession(o.optimizerModel, opts) : undefined;
-    return new TrainingSession(train, evalSession, optimizer, kind, ckpt, o.inferenceModel, o.gradOutputs, o.rowGradOutputs);
+    const optimizer = useOnnx && layout.optimizerModel ? await createOrtSession(layout.optimizerModel, opts) : undefined;
+    return new TrainingSession(train, evalSession, optimizer, layout, ckpt, o.inferenceModel, o.rowGradOutputs);
   }
 
   private validate(): void {
@@ -305,8 +237,10 @@ export class TrainingSession {
   private loadOptimizerState(states: CheckpointState['optimizerGroups'][number]['states']): void {
     const byName = new Map(states.map((s) => [s.paramName, s.momentums]));
     for (const slot of this.slots) {
-      const moms = byName.get(slot.name);
-      if (!moms) continue;
+      const listed = byName.get(slot.name);
+      if (!listed) continue;
+      // ORT names them momentum0, momentum1 and may write them in any order.
+      const moms = listed.every((m) => /^momentum\d+$/.test(m.name)) ? [...listed].sort((a, b) => Number(a.name.slice(8)) - Number(b.name.slice(8))) : listed;
       if (moms.length !== this.states.length) throw new GrlError(`checkpoint has ${moms.length} optimizer states for '${slot.name}'; ${this.optimizerKind} needs ${this.states.length}`);
       moms.forEach((m, k) => {
         if (m.data.length !== slot.size) throw new GrlError(`checkpoint optimizer state ${m.name} of '${slot.name}' has ${m.data.length} values, the parameter ${slot.size}`);
@@ -657,6 +591,32 @@ export class TrainingSession {
     await this.evalSession?.release();
     await this.optimizer?.release();
   }
+}
+
+/**
+ * Trainable parameters in the training model's input order, whatever order the checkpoint
+ * lists them in (ORT writes them sorted by name): ORT's getContiguousParameters and
+ * loadParametersBuffer use that order, so buffers move between the two runtimes.
+ */
+function inTrainingInputOrder(trainable: NamedTensor[], inputNames: readonly string[]): NamedTensor[] {
+  const at = new Map(inputNames.map((n, i) => [n, i]));
+  const rank = (t: NamedTensor) => at.get(t.name) ?? Infinity;
+  return [...trainable].sort((a, b) => rank(a) - rank(b));
+}
+
+/** Each parameter's place in the flat buffers and the output(s) its gradient comes from. */
+function paramSlots(trainable: NamedTensor[], outputNames: Set<string>, gradOutputs: Record<string, string> | undefined, rowGradOutputs: Record<string, RowGradientOutputs> | undefined): ParamSlot[] {
+  let offset = 0;
+  return trainable.map((t) => {
+    const slot: ParamSlot = { name: t.name, grad: gradOutputs?.[t.name] ?? `${t.name}_grad`, dims: t.dims, offset, size: t.data.length };
+    const byName = { rows: `${t.name}_grad_rows`, indices: `${t.name}_grad_indices` };
+    const rowOutputs = rowGradOutputs?.[t.name] ?? (!outputNames.has(slot.grad) && outputNames.has(byName.rows) && outputNames.has(byName.indices) ? byName : undefined);
+    if (rowOutputs && t.dims.length >= 1) {
+      slot.rows = { name: t.name, offset, rowCount: t.dims[0], width: t.dims.slice(1).reduce((a, b) => a * b, 1), outputs: rowOutputs, written: [] };
+    }
+    offset += t.data.length;
+    return slot;
+  });
 }
 
 function readSettings(p: PropertyBag): SessionSettings {
