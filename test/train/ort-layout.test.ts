@@ -216,3 +216,62 @@ describe('--layout ort artifacts (AdamW, GRL with λ fed)', () => {
     expectParamsClose(mine, ortStyleWeb.params!, grad);
   });
 });
+
+describe('--layout ort: SGD and gradient clipping run in ORT too', () => {
+  it.each([
+    ['SGD (SGDOptimizerV2, no momentum, no weight decay)', { optimizer: 'sgd', learningRate: 1e-3 }],
+    ['AdamW after InplaceClipGradNorm (max norm 0.05)', { hyperparameters: { maxGradNorm: 0.05 } }],
+  ] as const)('%s: 2 steps agree', async (_, opts) => {
+    const dir = artifacts(opts as Partial<ArtifactOptions>);
+    const steps = [[0], [1]];
+    const web = await runOrt({ files: files(dir), batches: BATCHES, steps, readParams: true });
+    const ours = await TrainingSession.create(dir);
+    const hyper = ours.getHyperparameters();
+    expect([ours.optimizerKind, hyper.maxGradNorm]).toEqual([opts.optimizer ?? 'adamw', Math.fround(opts.hyperparameters?.maxGradNorm ?? 0)]);
+    const grad = await firstGradient(dir, ours);
+    expectLossesClose(await trainOurs(ours, steps), web.losses);
+    // Clipping really happened: the gradient norm was above the threshold.
+    if (hyper.maxGradNorm > 0) expect(ours.lastGradientNorm).toBeGreaterThan(2 * hyper.maxGradNorm);
+    expectParamsClose(await params(ours), web.params!, grad);
+    // The ONNX backend runs grl-onnx's flat optimizer model with the same hyperparameters.
+    const onnx = await TrainingSession.create({ artifactsDir: dir, optimizerBackend: 'onnx' });
+    await trainOurs(onnx, steps);
+    const a = await params(onnx);
+    const b = await params(ours);
+    expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeLessThanOrEqual(1e-6);
+  });
+});
+
+describe('--layout ort refusals: one line each', () => {
+  const oneLine = (f: () => unknown, re: RegExp) => {
+    let err: unknown;
+    try { f(); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(GrlError);
+    expect((err as Error).message).toMatch(re);
+    expect((err as Error).message).not.toContain('\n');
+  };
+
+  it('row-sparse gradients, SGD with momentum or weight decay', () => {
+    oneLine(() => artifacts({ rowSparseGradients: true }), /^--layout ort cannot use --row-sparse-gradients: /);
+    oneLine(() => artifacts({ optimizer: 'sgd', hyperparameters: { momentum: 0.9 } }), /^--layout ort --optimizer sgd supports neither momentum nor weight decay .*momentum 0\.9, weight decay 0$/);
+    oneLine(() => artifacts({ optimizer: 'sgd', hyperparameters: { weightDecay: 1e-4 } }), /weight decay 0\.0001$/);
+  });
+
+  it('a user input whose name ORT would take for a gradient buffer', () => {
+    const renamed = structuredClone(model.proto);
+    const g = renamed.graph!;
+    for (const i of g.input ?? []) if (i.name === 'token_type_ids') i.name = 'token_type_ids_grad';
+    for (const n of g.node ?? []) n.input = (n.input ?? []).map((x) => (x === 'token_type_ids' ? 'token_type_ids_grad' : x));
+    const dir = tmp();
+    oneLine(() => generateArtifacts({ ...model, proto: renamed }, { losses: LOSSES, layout: 'ort' }, dir), /^--layout ort: training model input or output 'token_type_ids_grad' ends in a name ORT reserves for gradients/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('TrainingSession refuses an ORT optimizer in Hugging Face mode (adam_mode 1)', async () => {
+    const dir = artifacts();
+    const opt = loadModel(path.join(dir, 'optimizer_model.onnx'));
+    const node = opt.proto.graph!.node![0];
+    node.attribute = (node.attribute ?? []).map((a) => (a.name === 'adam_mode' ? { ...a, i: 1 } : a));
+    await expect(TrainingSession.create({ artifactsDir: dir, optimizerModel: serializeModel(opt.proto) })).rejects.toThrow(/^<optimizer model>: AdamWOptimizer with adam_mode 1, correct_bias 1: grl-onnx runs only adam_mode 0/);
+  });
+});

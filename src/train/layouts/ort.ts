@@ -147,7 +147,9 @@ export function buildOrtOptimizerModel(kind: OptimizerKind, hyper: OptimizerHype
       name: `${kind}_optimizer`,
       node: nodes,
       input: [...scalarInputs, ...ORT_OPTIMIZER_INPUTS[kind].slice(2).map(floatSeq)],
-      output: [tensorInfo('updated_flag', DataType.BOOL, undefined)],
+      // BOOL [1] is what the kernels write; SGDOptimizerV2's schema infers a scalar and refuses a
+      // declared [1] (ORT then warns that the kernel's {1} differs from it), so SGD declares no shape.
+      output: [tensorInfo('updated_flag', DataType.BOOL, kind === 'adamw' ? [1] : undefined)],
     },
   };
 }
