@@ -24,6 +24,7 @@ import { loadCheckpoint } from '../../src/train/checkpoint';
 import { ACCUMULATION_BUFFER, ACCUMULATION_OUT, LAZY_RESET_GRAD, fromOrtTrainingModel } from '../../src/train/layouts/ort';
 import { TrainingSession } from '../../src/train/session';
 import { GrlError } from '../../src/onnx/errors';
+import { runCli } from '../../src/cli/main';
 import { modelPath } from '../fixtures/reference';
 import { rng } from '../helpers/build';
 import { OrtJob, RawBatch, runOrt } from '../helpers/ort-training';
@@ -273,5 +274,26 @@ describe('--layout ort refusals: one line each', () => {
     const node = opt.proto.graph!.node![0];
     node.attribute = (node.attribute ?? []).map((a) => (a.name === 'adam_mode' ? { ...a, i: 1 } : a));
     await expect(TrainingSession.create({ artifactsDir: dir, optimizerModel: serializeModel(opt.proto) })).rejects.toThrow(/^<optimizer model>: AdamWOptimizer with adam_mode 1, correct_bias 1: grl-onnx runs only adam_mode 0/);
+  });
+});
+
+describe('grl-onnx artifacts --layout ort (CLI)', () => {
+  const cli = async (args: string[]) => {
+    let out = '';
+    let err = '';
+    const code = await runCli(args, { stdout: { write: (c) => { out += c; } }, stderr: { write: (c) => { err += c; } } });
+    return { code, out, err };
+  };
+
+  it('writes the set; refuses row-sparse gradients and SGD momentum in one line, exit 1', async () => {
+    const dir = tmp();
+    const ok = await cli(['artifacts', modelPath('tagger-opset17'), '--head', 'pos:0.7', '--loss', 'pos', '--layout', 'ort', '-o', dir]);
+    expect([ok.code, ok.err]).toEqual([0, '']);
+    expect(ok.out.split('\n')[0]).toBe(`wrote ${dir} (ort layout): checkpoint, training_model.onnx, eval_model.onnx, optimizer_model.onnx, inference_model.onnx, artifacts.json`);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'artifacts.json'), 'utf8')).layout).toBe('ort');
+    const sparse = await cli(['artifacts', modelPath('tagger-opset17'), '--loss', 'pos', '--layout', 'ort', '--row-sparse-gradients', '-o', tmp()]);
+    expect([sparse.code, sparse.err]).toEqual([1, 'grl-onnx: --layout ort cannot use --row-sparse-gradients: ORT\'s training runtime accumulates dense gradients only\n']);
+    const sgd = await cli(['artifacts', modelPath('tagger-opset17'), '--loss', 'pos', '--layout', 'ort', '--optimizer', 'sgd', '--momentum', '0.9', '-o', tmp()]);
+    expect([sgd.code, sgd.err]).toEqual([1, 'grl-onnx: --layout ort --optimizer sgd supports neither momentum nor weight decay (ORT\'s SGDOptimizerV2 has none); got momentum 0.9, weight decay 0\n']);
   });
 });
