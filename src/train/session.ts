@@ -32,7 +32,7 @@
 import * as os from 'os';
 import * as ort from 'onnxruntime-node';
 import { GrlError } from '../onnx/errors';
-import { createInferenceSession } from '../onnx/ort';
+import { createInferenceSession, createOrtSession as createModelSession } from '../onnx/ort';
 import { Model, loadModel, saveModel } from '../onnx/io';
 import { DataType, TensorProto } from '../onnx/proto';
 import { dimsOf, isExternal, makeTensor, numElements, tensorByteLength } from '../onnx/tensor';
@@ -91,8 +91,9 @@ function scalarTensor(v: number): ort.Tensor {
   return new ort.Tensor('float32', Float32Array.of(v), []);
 }
 
-async function createOrtSession(src: URIorBuffer, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
-  return createInferenceSession(src, options, typeof src === 'string' ? src : '<model buffer>');
+async function createOrtSession(src: URIorBuffer | Model, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  if (typeof src === 'string' || src instanceof Uint8Array) return createInferenceSession(src, options, typeof src === 'string' ? src : '<model buffer>');
+  return createModelSession(src, options);
 }
 
 export class TrainingSession {

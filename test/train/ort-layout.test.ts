@@ -16,6 +16,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../../src/onnx/io';
+import { createOrtSession } from '../../src/onnx/ort';
 import { DataType } from '../../src/onnx/proto';
 import { attrFloat, attrInt } from '../../src/onnx/attrs';
 import { patchModel } from '../../src/patch/patch';
@@ -72,7 +73,7 @@ async function firstGradient(dir: string, s: TrainingSession): Promise<Float32Ar
   const ckpt = loadCheckpoint(path.join(dir, 'checkpoint'));
   const feeds = nodeFeeds(BATCHES[0]);
   for (const t of ckpt.trainable) feeds[t.name] = new ort.Tensor('float32', t.data, t.dims);
-  const session = await ort.InferenceSession.create(serializeModel(grlTraining));
+  const session = await createOrtSession(serializeModel(grlTraining));
   const out = await session.run(feeds);
   await session.release();
   const g = new Float32Array(s.getParametersSize());

@@ -76,7 +76,8 @@ export function resolveArtifacts(o: TrainingSessionCreateOptions | string): Reso
 
 /** What a session runs: a grl-layout training model, and the update's kind and hyperparameters. */
 export interface SessionLayout {
-  trainModel: URIorBuffer;
+  /** A rewritten ORT-layout model is a Model: its external data, if any, is read from its folder. */
+  trainModel: URIorBuffer | Model;
   gradOutputs?: Record<string, string>;
   optimizerKind?: OptimizerKind;
   /** Set when the optimizer model fixes them (ORT's layout: node attributes). */
@@ -96,7 +97,7 @@ export function loadSessionLayout(o: ResolvedOptions): SessionLayout {
     const m = load(o.trainModel, 'training model');
     if (isOrtTrainingModel(m.proto)) {
       const rewritten = fromOrtTrainingModel(m.proto, m.source);
-      layout.trainModel = serializeModel(rewritten.model);
+      layout.trainModel = { ...m, proto: rewritten.model, source: `${m.source} (ORT layout, rewritten)` };
       layout.gradOutputs = { ...rewritten.grads, ...o.gradOutputs };
     }
   }
