@@ -1,11 +1,13 @@
 // Training: TrainingSession, ONNX Runtime's on-device training API for JavaScript
 // (onnxruntime-common 1.17–1.19) rebuilt on stock onnxruntime-node
 // InferenceSessions: one for the training graph (forward + backward), one for the
-// eval graph, one for the flat optimizer model.
+// eval graph, one for the flat optimizer model. Artifacts in grl-onnx's layout or in
+// ONNX Runtime's own (rewritten on load, layouts/) run the same way.
 //
 // Memory: trainable parameters, gradients and optimizer state live in contiguous
-// Float32Arrays allocated once at create time, in checkpoint order. Every
-// per-parameter ort.Tensor is a view (subarray) of them, created once.
+// Float32Arrays allocated once at create time, in the training model's input order
+// (ORT's order, slots.ts). Every per-parameter ort.Tensor is a view (subarray) of them,
+// created once.
 //
 // What moves per step (onnxruntime-node 1.30; measured by scripts/bench-session.js,
 // the binding facts are pinned by test/train/session.test.ts):
@@ -33,12 +35,12 @@ import * as os from 'os';
 import * as ort from 'onnxruntime-node';
 import { GrlError } from '../onnx/errors';
 import { createInferenceSession, createOrtSession as createModelSession } from '../onnx/ort';
-import { Model, loadModel, saveModel } from '../onnx/io';
-import { DataType, TensorProto } from '../onnx/proto';
-import { dimsOf, isExternal, makeTensor, numElements, tensorByteLength } from '../onnx/tensor';
+import { Model, loadModel } from '../onnx/io';
 import { CheckpointState, NamedTensor, PropertyBag, loadCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, SESSION_PROPERTY } from './checkpoint';
 import { SessionLayout, URIorBuffer, TrainingSessionCreateOptions, loadSessionLayout, resolveArtifacts } from './layouts/grl';
-import { RowTarget, addCheckedRows, checkRows, zeroRows } from './rows';
+import { addCheckedRows, checkRows, zeroRows } from './rows';
+import { ParamSlot, inTrainingInputOrder, paramSlots } from './slots';
+import { exportWithWeights } from './export';
 import type { RowGradientOutputs } from '../grad/training';
 import {
   HYPERPARAMETER_INPUTS, OPTIMIZER_STATES, OptimizerHyperparameters, OptimizerKind, defaultHyperparameters, fusedOptimizerStep,
@@ -66,23 +68,6 @@ interface SessionSettings {
 interface BoundFeeds {
   lambdas: Feeds;
   params: Feeds;
-}
-
-interface ParamSlot {
-  name: string;
-  /** Its gradient output in the training graph. */
-  grad: string;
-  dims: number[];
-  offset: number;
-  size: number;
-  /** Set when the graph outputs this gradient row-sparse (an embedding table). */
-  rows?: RowSlot;
-}
-
-interface RowSlot extends RowTarget {
-  outputs: RowGradientOutputs;
-  /** Indices written since the gradients were last reset: the only rows that may be non-zero. */
-  written: BigInt64Array[];
 }
 
 type Feeds = Record<string, ort.Tensor>;
@@ -409,7 +394,7 @@ export class TrainingSession {
     return this.params.length + (trainableOnly ? 0 : this.checkpoint.frozen.reduce((n, t) => n + t.data.length, 0));
   }
 
-  /** A copy of the parameters as one float32 tensor: trainable in checkpoint order, then frozen. */
+  /** A copy of the parameters as one float32 tensor: trainable in the training model's input order (ORT's), then frozen. */
   async getContiguousParameters(trainableOnly = true): Promise<ort.Tensor> {
     const out = new Float32Array(this.getParametersSize(trainableOnly));
     out.set(this.params);
@@ -564,27 +549,8 @@ export class TrainingSession {
       if (!this.inferenceSource) throw new GrlError('exportModelForInferencing needs the original model: pass inferenceModel to TrainingSession.create (artifacts folders carry inference_model.onnx)');
       this.inferenceModel = loadModel(this.inferenceSource, { name: '<inference model>' });
     }
-    const model = this.inferenceModel;
-    const graph = model.proto.graph ?? {};
-    const slotByName = new Map(this.slots.map((s) => [s.name, s]));
-    const seen = new Set<string>();
-    const initializer = (graph.initializer ?? []).map((t): TensorProto => {
-      const slot = slotByName.get(t.name ?? '');
-      if (!slot) return t;
-      seen.add(slot.name);
-      if (t.data_type !== DataType.FLOAT || numElements(dimsOf(t)) !== slot.size) throw new GrlError(`${model.source}: initializer '${t.name}' does not match trainable parameter (${slot.size} floats)`);
-      const fresh = makeTensor(slot.name, DataType.FLOAT, dimsOf(t), this.params.subarray(slot.offset, slot.offset + slot.size));
-      return t.doc_string ? { ...fresh, doc_string: t.doc_string } : fresh;
-    });
-    const missing = this.slots.filter((s) => !seen.has(s.name));
-    if (missing.length) throw new GrlError(`${model.source}: has no initializer for trained parameter(s) ${missing.slice(0, 3).map((s) => `'${s.name}'`).join(', ')}`);
-    // Tensors that are external in the inference model stay external, in the export's own
-    // `<dest>.data`: saveModel copies the frozen ones and writes the trained values there, so
-    // the export never points at the input's data file (whose bytes are the untrained weights).
-    const externalBytes = (graph.initializer ?? []).filter(isExternal).map(tensorByteLength);
-    const externalData = externalBytes.length ? { threshold: externalBytes.reduce((a, b) => Math.min(a, b)) } : undefined;
     const protect = typeof this.inferenceSource === 'string' ? [this.inferenceSource] : [];
-    saveModel({ ...model, proto: { ...model.proto, graph: { ...graph, initializer } } }, dest, { externalData, protect });
+    exportWithWeights(this.inferenceModel, this.slots, this.params, dest, protect);
   }
 
   async release(): Promise<void> {
@@ -592,32 +558,6 @@ export class TrainingSession {
     await this.evalSession?.release();
     await this.optimizer?.release();
   }
-}
-
-/**
- * Trainable parameters in the training model's input order, whatever order the checkpoint
- * lists them in (ORT writes them sorted by name): ORT's getContiguousParameters and
- * loadParametersBuffer use that order, so buffers move between the two runtimes.
- */
-function inTrainingInputOrder(trainable: NamedTensor[], inputNames: readonly string[]): NamedTensor[] {
-  const at = new Map(inputNames.map((n, i) => [n, i]));
-  const rank = (t: NamedTensor) => at.get(t.name) ?? Infinity;
-  return [...trainable].sort((a, b) => rank(a) - rank(b));
-}
-
-/** Each parameter's place in the flat buffers and the output(s) its gradient comes from. */
-function paramSlots(trainable: NamedTensor[], outputNames: Set<string>, gradOutputs: Record<string, string> | undefined, rowGradOutputs: Record<string, RowGradientOutputs> | undefined): ParamSlot[] {
-  let offset = 0;
-  return trainable.map((t) => {
-    const slot: ParamSlot = { name: t.name, grad: gradOutputs?.[t.name] ?? `${t.name}_grad`, dims: t.dims, offset, size: t.data.length };
-    const byName = { rows: `${t.name}_grad_rows`, indices: `${t.name}_grad_indices` };
-    const rowOutputs = rowGradOutputs?.[t.name] ?? (!outputNames.has(slot.grad) && outputNames.has(byName.rows) && outputNames.has(byName.indices) ? byName : undefined);
-    if (rowOutputs && t.dims.length >= 1) {
-      slot.rows = { name: t.name, offset, rowCount: t.dims[0], width: t.dims.slice(1).reduce((a, b) => a * b, 1), outputs: rowOutputs, written: [] };
-    }
-    offset += t.data.length;
-    return slot;
-  });
 }
 
 function readSettings(p: PropertyBag): SessionSettings {
