@@ -4,6 +4,8 @@
 // format, only examples.
 import * as fs from 'fs';
 import { GrlError } from '../onnx/errors';
+import type { Model } from '../onnx/io';
+import { readLabelNames } from '../heads/labels';
 import { loadTokenizer, TextTokenizer } from '../tokenize/tokenizer';
 import { DataSpec, Example, loadJsonl } from './jsonl';
 import { ColumnRequest, FormatName, readCorpus } from './formats';
@@ -23,6 +25,8 @@ export interface CorpusOptions {
   /** Longest sequence in tokens; capped by (and by default) the model's sequence limit (DataSpec.sequenceLimit). */
   maxLength?: number;
   strictLabels?: boolean;
+  /** Label names from the model (corpusForModel): they win over labelsFrom and building. */
+  modelLabels?: LabelVocab;
   /** Truncation and unknown-label lines (library code does not print). */
   onWarning?: (line: string) => void;
 }
@@ -59,11 +63,21 @@ function isIdsJsonl(file: string): boolean {
 
 /** The training vocabulary `labelsFrom` names: a labels.json, or a corpus to build it from. */
 export function resolveLabelVocab(from: string | LabelVocab, c: CorpusOptions): LabelVocab {
-  const reqs = requests(c);
-  if (typeof from !== 'string') return from;
+  const reqs = requests(c).filter((r) => !c.modelLabels?.[r.name]);
+  if (typeof from !== 'string' || !reqs.length) return typeof from === 'string' ? {} : from;
   if (from.endsWith('.json')) return requireLabels(readLabelVocab(from), reqs.map((r) => r.name), from);
   const { sentences } = readCorpus(from, reqs, c.format);
   return buildLabelVocab(sentences, reqs.map((r) => r.name), c.labelOrder ?? 'sorted', from);
+}
+
+/** A head with label names in the model (heads add --labels) reads its labels with those names. */
+export function corpusForModel(c: CorpusOptions, model: Pick<Model, 'proto'>): CorpusOptions {
+  const modelLabels: LabelVocab = {};
+  for (const r of requests(c)) {
+    const names = readLabelNames(model, r.name);
+    if (names) modelLabels[r.name] = names;
+  }
+  return Object.keys(modelLabels).length ? { ...c, modelLabels } : c;
 }
 
 /** Eval data reads labels with the training file's vocabulary. */

@@ -16,6 +16,8 @@ export interface PrepareOptions {
   format?: FormatName;
   /** The training vocabulary (dev/test data); built from this corpus when absent. */
   labelsFrom?: LabelVocab;
+  /** Label names the model's heads already carry (heads add --labels): they win over labelsFrom and building. */
+  modelLabels?: LabelVocab;
   /** Order of a vocabulary built here (default 'sorted'). */
   labelOrder?: LabelOrder;
   labelAllSubwords?: boolean;
@@ -95,11 +97,14 @@ class LabelIds {
 
 export function prepareSentences(sentences: Sentence[], file: string, format: FormatName, opts: PrepareOptions): Prepared {
   const names = opts.labels.map((l) => l.name);
-  const vocab: LabelVocab = opts.labelsFrom ? {} : buildLabelVocab(sentences, names, opts.labelOrder ?? 'sorted', file);
+  const fixed = opts.modelLabels ?? {};
+  const open = names.filter((n) => !fixed[n]);
+  const vocab: LabelVocab = opts.labelsFrom ? {} : buildLabelVocab(sentences, open, opts.labelOrder ?? 'sorted', file);
   if (opts.labelsFrom) {
-    requireLabels(opts.labelsFrom, names, '--labels-from');
-    for (const name of names) vocab[name] = opts.labelsFrom[name];
+    requireLabels(opts.labelsFrom, open, '--labels-from');
+    for (const name of open) vocab[name] = opts.labelsFrom[name];
   }
+  for (const name of names) if (fixed[name]) vocab[name] = fixed[name];
   const sentenceLevel = labelLevels(sentences, names, file);
   const ids = new LabelIds(vocab, file, opts.strictLabels ?? false);
   const tok = opts.tokenizer;

@@ -15,7 +15,7 @@ import { GrlError } from '../onnx/errors';
 import { packageVersion } from '../version';
 import { analyzeHeads, resolveHead } from '../patch/heads';
 import { Example, countTruncated } from '../data/jsonl';
-import { corpusForEval, loadExamples } from '../data/examples';
+import { corpusForEval, corpusForModel, loadExamples } from '../data/examples';
 import { train, StepRecord, EvalRecord } from '../train/trainer';
 import { extractFeatures, Features } from '../probe/features';
 import { ProbeReport, ProbeScores, runProbe } from '../probe/probe';
@@ -162,7 +162,7 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
 
   let t0 = performance.now();
   stage('data', `loading ${cfg.data.train}, ${cfg.data.dev}, ${cfg.data.test}`);
-  const corpus = cfg.corpus && { ...cfg.corpus, onWarning: hooks.onWarning };
+  const corpus = cfg.corpus && corpusForModel({ ...cfg.corpus, onWarning: hooks.onWarning }, original);
   const trainSet = loadExamples(cfg.data.train, spec, corpus);
   const devAll = loadExamples(cfg.data.dev, spec, corpus && corpusForEval(corpus, cfg.data.train));
   const testAll = loadExamples(cfg.data.test, spec, corpus && corpusForEval(corpus, cfg.data.train));

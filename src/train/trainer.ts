@@ -23,7 +23,7 @@ import { TrainingSession } from './session';
 import { OptimizerKind } from './optimizer';
 import { parseLambdaSchedule, parseLrSchedule } from './schedules';
 import { BatchOrder, DataSpec, Example, LabelSpec, makeBatch, Batch, POSITION_FILL, countTruncated } from '../data/jsonl';
-import { CorpusOptions, corpusForEval, loadExamples } from '../data/examples';
+import { CorpusOptions, corpusForEval, corpusForModel, loadExamples } from '../data/examples';
 import { checkBatchMemory, sequenceLimit } from '../onnx/limits';
 import { externalFiles, writeFileAtomic, sameFile } from '../onnx/io';
 
@@ -308,8 +308,9 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
 
   // All data is validated before anything is written or trained.
   const spec: DataSpec = { ...dataSpecFor(tg, limits, mseLayouts(shapesFrom, tg.heads)), sequenceLimit: sequenceLimit(shapesFrom), truncate: opts.truncate };
-  const trainSet = opts.trainExamples ?? loadExamples(opts.data, spec, opts.corpus);
-  const evalSet = opts.evalExamples ?? (opts.eval ? loadExamples(opts.eval, spec, opts.corpus && corpusForEval(opts.corpus, opts.data)) : undefined);
+  const corpus = opts.corpus && corpusForModel(opts.corpus, shapesFrom);
+  const trainSet = opts.trainExamples ?? loadExamples(opts.data, spec, corpus);
+  const evalSet = opts.evalExamples ?? (opts.eval ? loadExamples(opts.eval, spec, corpus && corpusForEval(corpus, opts.data)) : undefined);
   checkBatchMemory(shapesFrom, Math.min(opts.batchSize, trainSet.length), trainSet.reduce((m, e) => Math.max(m, e.length), 1));
   fs.mkdirSync(out, { recursive: true });
   writeRunArtifacts();

@@ -3,7 +3,8 @@
 // model is checked against the tokenizer and the label vocabulary before anything runs.
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadExamples, corpusForEval, CorpusOptions } from '../../src/data/examples';
+import { loadExamples, corpusForEval, corpusForModel, CorpusOptions } from '../../src/data/examples';
+import { withLabelNames } from '../../src/heads/labels';
 import { DataSpec } from '../../src/data/jsonl';
 import { loadModel } from '../../src/onnx/io';
 import { resolveHead } from '../../src/patch/heads';
@@ -61,6 +62,25 @@ test('eval data reads with the training vocabulary: unknown labels are -100 and 
   expect(Array.from(ex[0].labels.pos as Float64Array).filter((l) => l !== -100)).toEqual([0]); // NOUN is 0 of [NOUN, VERB]
   expect(warnings).toEqual([`${dev}: 1 labels not in the training vocabulary are ignored (-100): pos 'ADV' ×1`]);
   expect(() => loadExamples(dev, spec, { ...corpusForEval(corpus, train), strictLabels: true })).toThrow(`${dev}:2: label 'pos' = 'ADV' is not in the training label vocabulary (--strict-labels)`);
+});
+
+test('a head with label names in the model (heads add --labels) reads labels with those names, eval too', () => {
+  const names = JSON.parse(fs.readFileSync(path.join(ROOT, 'data/labels.json'), 'utf8')).pos as string[];
+  expect(names.slice(0, 3)).toEqual(['ADJ', 'ADP', 'ADV']);
+  const labelled = withLabelNames(tagger, 'pos', names);
+  const warnings: string[] = [];
+  const corpus = corpusForModel({ tokenizer: BPE, labels: ['pos=upos'], onWarning: (w) => warnings.push(w) }, labelled);
+  expect(corpus.modelLabels).toEqual({ pos: names });
+  const first = (e: { labels: Record<string, unknown> }) => Array.from(e.labels.pos as Float64Array).filter((l) => l !== -100);
+  const ex = loadExamples(C('sample.conllu'), spec, corpus);
+  // Cats/NOUN sleep/VERB: NOUN and VERB are 7 and 15 in the model's list (sorted corpus order would give 3 and 7).
+  expect(first(ex[2])).toEqual([names.indexOf('NOUN'), names.indexOf('VERB')]);
+  expect(first(ex[2])).toEqual([7, 15]);
+  const train = write('train.conllu', `${row(1, 'cat', 'NOUN')}\n${row(2, 'sat', 'VERB')}\n`);
+  const dev = write('dev.conllu', `${row(1, 'cat', 'ADV')}\n${row(2, 'sat', 'NOPE')}\n`);
+  expect(first(loadExamples(dev, spec, corpusForEval(corpus, train))[0])).toEqual([2]); // ADV is known to the model
+  expect(warnings).toEqual([`${dev}: 1 labels not in the training vocabulary are ignored (-100): pos 'NOPE' ×1`]);
+  expect(corpusForModel({ tokenizer: BPE, labels: ['pos=upos'] }, tagger).modelLabels).toBeUndefined();
 });
 
 test('ids JSONL still loads when a tokenizer is given', () => {

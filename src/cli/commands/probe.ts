@@ -74,7 +74,7 @@ export const probeCommand: GrlCommand<ProbeArgs> = {
     const { loadModel } = await import('../../onnx/io');
     const { resolveHead } = await import('../../patch/heads');
     const { countTruncated } = await import('../../data/jsonl');
-    const { loadExamples, corpusForEval } = await import('../../data/examples');
+    const { loadExamples, corpusForEval, corpusForModel } = await import('../../data/examples');
     const [headName, column] = args.tokenizer ? splitLabel(args.label) : [args.label, undefined];
     const { extractFeatures } = await import('../../probe/features');
     const { runProbe } = await import('../../probe/probe');
@@ -83,7 +83,8 @@ export const probeCommand: GrlCommand<ProbeArgs> = {
     const evalFile = defaultEvalFile(args.data, args.eval);
     const model = loadModel(args.model);
     const head = resolveHead(model, headName);
-    const corpus = corpusFromArgs({ ...args, label: undefined }, io, column ? [`${head.name}=${column}`] : []);
+    const c = corpusFromArgs({ ...args, label: undefined }, io, column ? [`${head.name}=${column}`] : []);
+    const corpus = c && corpusForModel(c, model);
     const tensor = args.at ?? head.spliceTensor;
     const spec = taggerSpec(model, [head], !!args.truncate);
     const shape = headShape(model, head);
