@@ -3,6 +3,7 @@
 // construction (byte b = id 4 + b, merges from 260 in merge order, <mask> 274).
 import * as path from 'path';
 import { loadTokenizer } from '../../src/tokenize/tokenizer';
+import { alignWords } from '../../src/tokenize/align';
 import { GrlError } from '../../src/onnx/errors';
 import { useTempDir } from '../helpers/tmpdir';
 
@@ -121,6 +122,31 @@ describe('word-by-word encoding equals the library on joined text', () => {
     const e = tok.encodeWords(['the', 'cat', 'sat']);
     expect(e.ids).toEqual([1, 12, 15, 17]);
     expect(e.wordIds).toEqual([null, 0, 1, 2]);
+  });
+});
+
+describe('Unigram (SentencePiece-style, Metaspace)', () => {
+  test('word ids, </s> from the template, and the same ids as the joined text', () => {
+    // Scores are log-probabilities: "cats" is best as ▁cat + s (-2.5 - 3) rather than ▁c + at + s.
+    const vocab = [['<unk>', 0], ['<s>', 0], ['</s>', 0], ['▁', -3], ['▁the', -2], ['▁cat', -2.5], ['s', -3], ['▁sat', -2.6], ['▁c', -4], ['at', -4], ['a', -5], ['t', -5]];
+    const json = {
+      model: { type: 'Unigram', unk_id: 0, vocab, byte_fallback: false }, normalizer: null,
+      pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
+      post_processor: { type: 'TemplateProcessing', single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }], pair: [], special_tokens: { '</s>': { id: '</s>', ids: [2], tokens: ['</s>'] } } },
+      decoder: null, added_tokens: [{ id: 0, content: '<unk>', special: true }, { id: 1, content: '<s>', special: true }, { id: 2, content: '</s>', special: true }],
+    };
+    const tok = loadTokenizer(tmp.write('unigram.json', JSON.stringify(json)));
+    const e = tok.encodeWords(['the', 'cats', 'sat']);
+    expect(e.ids).toEqual([4, 5, 6, 7, 2]);
+    expect(e.wordIds).toEqual([0, 1, 1, 2, null]);
+    expect(e.specialTokensMask).toEqual([0, 0, 0, 0, 1]);
+    expect(tok.encodeText('the cats sat').ids).toEqual(e.ids);
+    expect(tok.vocabSize).toBe(12);
+    expect(tok.padTokenId).toBe(0); // no [PAD] / <pad>
+    expect(tok.maskTokenId).toBeNull();
+    // No leading special token: truncation keeps the closing </s> only.
+    const a = alignWords(tok, ['the', 'cats', 'sat'], [[1, 2, 3]], { maxLength: 3 });
+    expect([a.ids, a.labels, a.truncatedWords]).toEqual([[4, 5, 2], [[1, 2, -100]], 2]);
   });
 });
 
