@@ -121,6 +121,10 @@ describe('grl-onnx data prepare', () => {
     expect(e.stderr).toBe(`grl-onnx: ${path.join(tmp.dir(), 'empty.conllu')}: empty file\n`);
     const u = await cli(['data', 'prepare', C('sample.conllu'), '--tokenizer', BERT_FILE, '--label', 'pos=UPOS', '-o', out]);
     expect(u.stderr).toBe("grl-onnx: --label pos=UPOS: unknown CoNLL-U column 'UPOS' (use form, lemma, upos, xpos, deprel, head, feats.<Feature>, misc.<Key>, label or comment.<key>)\n");
+    const none = await cli(['data', 'prepare', C('sample.conllu'), '--tokenizer', BERT_FILE, '-o', out]);
+    expect(none.stderr).toBe('grl-onnx: give at least one --label NAME=COLUMN (or --format text for unlabelled text)\n');
+    const twice = await cli(['data', 'prepare', C('sample.conllu'), '--tokenizer', BERT_FILE, '--label', 'pos=upos', '--label', 'pos=xpos', '-o', out]);
+    expect(twice.stderr).toBe('grl-onnx: --label pos: given twice\n');
     expect(fs.readdirSync(tmp.dir()).filter((f) => f.startsWith('out'))).toEqual([]);
   });
 
