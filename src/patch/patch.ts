@@ -96,7 +96,7 @@ export function patchModel(model: Model, opts: PatchOptions): PatchResult {
 }
 
 /** A shallow copy whose node list, node inputs and model-level lists can be edited freely. */
-function copyForSurgery(p: ModelProto): ModelProto {
+export function copyForSurgery(p: ModelProto): ModelProto {
   const g = p.graph ?? {};
   return {
     ...p,

@@ -39,7 +39,13 @@ export interface ProbeTrainOptions {
   weightDecay?: number;
   seed?: number;
   threads?: number;
+  /** Weight initialisation (default xavier). `zeros` keeps a linear probe's weights in the span of the data (INLP relies on it). */
+  init?: ProbeInit;
+  /** Also return the trained parameters by name (e.g. `probe.weight` [dim, C]). */
+  returnParameters?: boolean;
 }
+
+export type ProbeInit = 'xavier' | 'zeros';
 
 export interface ProbeScores {
   accuracy: number;
@@ -55,6 +61,8 @@ export interface ProbeTrainResult extends ProbeScores {
   /** Mean training loss of each epoch. */
   epochLoss: number[];
   steps: number;
+  /** With `returnParameters`: the trained parameters, row-major, by initializer name. */
+  parameters?: Record<string, Float32Array>;
 }
 
 export const PROBE_INPUT = 'features';
@@ -68,7 +76,7 @@ export function gaussian(rng: Rng): number {
 }
 
 /** Weight [fanIn, fanOut] with Xavier-normal values (keeps the probe's logits O(1) whatever the encoder scale). */
-function xavier(name: string, fanIn: number, fanOut: number, rng: Rng): TensorProto {
+function xavierTensor(name: string, fanIn: number, fanOut: number, rng: Rng): TensorProto {
   const std = Math.sqrt(2 / (fanIn + fanOut));
   const v = new Float32Array(fanIn * fanOut);
   for (let i = 0; i < v.length; i++) v[i] = std * gaussian(rng);
@@ -76,9 +84,10 @@ function xavier(name: string, fanIn: number, fanOut: number, rng: Rng): TensorPr
 }
 
 /** The probe as an ONNX model: linear = MatMul + Add; mlp = Linear → Relu → Linear. Seeded init. */
-export function buildProbeModel(dim: number, numClasses: number, opts: { kind?: ProbeKind; hidden?: number; seed?: number } = {}): Model {
+export function buildProbeModel(dim: number, numClasses: number, opts: { kind?: ProbeKind; hidden?: number; seed?: number; init?: ProbeInit } = {}): Model {
   const kind = opts.kind ?? 'linear';
   const rng = new Rng(opts.seed ?? 0);
+  const xavier = opts.init === 'zeros' ? (name: string, fanIn: number, fanOut: number) => float32Tensor(name, [fanIn, fanOut], new Float32Array(fanIn * fanOut)) : xavierTensor;
   const node = (op: string, input: string[], output: string): NodeProto => ({ name: `/probe/${output}`, op_type: op, input, output: [output], attribute: [] });
   let nodes: NodeProto[];
   let inits: TensorProto[];
@@ -178,7 +187,7 @@ export async function trainProbe(train: ProbeData, test: ProbeData, opts: ProbeT
   if (train.dim !== test.dim) throw new GrlError(`probe: training features have dim ${train.dim} but held-out features have dim ${test.dim}`);
   if (!train.rows || !test.rows) throw new GrlError('probe: no labelled rows to train or test on');
   const seed = opts.seed ?? 0;
-  const model = buildProbeModel(train.dim, C, { kind: opts.kind, hidden: opts.hidden, seed });
+  const model = buildProbeModel(train.dim, C, { kind: opts.kind, hidden: opts.hidden, seed, init: opts.init });
   const tg = buildTrainingGraph(model, { losses: [{ head: PROBE_HEAD }], rowSparseGradients: true });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-probe-'));
   let session: TrainingSession | undefined;
@@ -229,11 +238,19 @@ export async function trainProbe(train: ProbeData, test: ProbeData, opts: ProbeT
       }
     }
     const majority = majorityBaseline(train.y, test.y, C).label;
-    return { ...scorePredictions(test.y, pred, C, majority), trainAccuracy: seen ? correct / seen : 0, epochLoss, steps };
+    const parameters = opts.returnParameters ? await trainedParameters(session) : undefined;
+    return { ...scorePredictions(test.y, pred, C, majority), trainAccuracy: seen ? correct / seen : 0, epochLoss, steps, ...(parameters ? { parameters } : {}) };
   } finally {
     await session?.release();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function trainedParameters(session: TrainingSession): Promise<Record<string, Float32Array>> {
+  const flat = (await session.getContiguousParameters()).data as Float32Array;
+  const out: Record<string, Float32Array> = {};
+  for (const slot of session.parameterLayout) out[slot.name] = flat.slice(slot.offset, slot.offset + slot.size);
+  return out;
 }
 
 export interface ProbeReport extends ProbeScores {
