@@ -101,8 +101,11 @@ export async function fitInlp(x: Float32Array, y: ArrayLike<number>, dim: number
       stopped = 'majority';
       break;
     }
-    // Only the part of W outside the removed subspace acts on projected data.
-    const w = toMatrix(weight, dim, C);
+    // Softmax predictions only depend on the class weights minus their mean (a shared
+    // column shifts every logit alike), so the classifier's directions are those of the
+    // centred W: rank ≤ C − 1. And only the part outside the removed subspace acts on
+    // projected data.
+    const w = centreColumns(toMatrix(weight, dim, C));
     const wPerp = basis.columns ? w.sub(basis.mmul(basis.transpose().mmul(w))) : w;
     const fresh = orth(wPerp, rtol);
     basis = basis.columns ? concatColumns(basis, fresh) : fresh;
@@ -113,6 +116,15 @@ export async function fitInlp(x: Float32Array, y: ArrayLike<number>, dim: number
     }
   }
   return { eraser: orthogonalEraser(basis, dim, 'inlp'), iterations: log, stopped, tolerance, trainRows: train0.rows, devRows: dev0.rows };
+}
+
+function centreColumns(w: Matrix): Matrix {
+  for (let i = 0; i < w.rows; i++) {
+    let mean = 0;
+    for (let c = 0; c < w.columns; c++) mean += w.get(i, c) / w.columns;
+    for (let c = 0; c < w.columns; c++) w.set(i, c, w.get(i, c) - mean);
+  }
+  return w;
 }
 
 function concatColumns(a: Matrix, b: Matrix): Matrix {

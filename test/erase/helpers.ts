@@ -62,11 +62,12 @@ export function leastSquaresProbe(x: Float32Array, y: ArrayLike<number>, dim: nu
 
 /**
  * Features whose class c is shifted by `scale`·directions[c] (unit vectors), on top of
- * correlated Gaussian noise (a fixed random mixing matrix, so Σxx is far from I).
+ * Gaussian noise, correlated through a fixed random mixing matrix I + mixing·N(0, 1) (so Σxx is
+ * far from I unless mixing = 0).
  */
-export function synthetic(rows: number, dim: number, directions: number[][], priors: number[], seed: number, scale = 3): Features {
+export function synthetic(rows: number, dim: number, directions: number[][], priors: number[], seed: number, scale = 3, mixing = 0.4): Features {
   const rng = new Rng(seed);
-  const mix = Array.from({ length: dim * dim }, (_, k) => (k % (dim + 1) === 0 ? 1 : 0) + 0.4 * gaussian(rng));
+  const mix = Array.from({ length: dim * dim }, (_, k) => (k % (dim + 1) === 0 ? 1 : 0) + mixing * gaussian(rng));
   const x = new Float32Array(rows * dim);
   const y = new Int32Array(rows);
   const noise = new Float64Array(dim);
