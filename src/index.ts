@@ -53,3 +53,7 @@ export { extractFeatures, majorityBaseline, controlTask, trainProbe, runProbe } 
 export type { Features } from './probe';
 export { runExperiment, defaultConfig } from './experiment';
 export type { ExperimentReport } from './experiment';
+
+// Concept erasure (LEACE, INLP, random directions) spliced as ONNX nodes
+export { fitEraser, fitLeace, LeaceFitter, fitInlp, randomEraser, applyEraser, denseEraser, spliceEraser, removeEraser, readErasers, eraseModel } from './erase';
+export type { Eraser, EraseMethod, FitEraserOptions, FitEraserResult, EraserRecord, EraseModelOptions, EraseModelResult } from './erase';

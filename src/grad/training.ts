@@ -22,6 +22,7 @@ import { GELU_OPSET, LAYER_NORM_OPSET, FuseSource, fuseGelus, fuseLayerNorms, op
 import { NamePattern, selectTrainable } from './select';
 import { gatherMlmRows } from './mlm';
 import type { Dim } from './types';
+import { readErasers } from '../erase/records';
 
 export interface LossOption {
   head: string;
@@ -272,7 +273,9 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   if (otherFloat) throw new GrlError(`${where}: initializer '${otherFloat.name}' is ${dataTypeName(otherFloat.data_type ?? 0)}; grl-onnx builds gradient graphs for float32 models only (convert the model to float32 first)`, { file: where });
   const shapes = inferShapes(work, opts.shapeHints);
   const path = differentiablePath(graph, considered.map((t) => t.name ?? ''), seeds.keys(), shapes);
-  const candidates = considered.map((t) => t.name ?? '').filter((n) => path.onPath.has(n));
+  // A spliced concept eraser is a fixed intervention, not a parameter: its matrices stay frozen.
+  const eraserInits = new Set(readErasers(model.proto).flatMap((r) => r.initializers));
+  const candidates = considered.map((t) => t.name ?? '').filter((n) => path.onPath.has(n) && !eraserInits.has(n));
   const selection = selectTrainable(candidates, considered.map((t) => t.name ?? ''), { freeze: opts.freeze, trainable: opts.trainable });
   const trainable = considered.filter((t) => selection.trainable.has(t.name ?? ''));
   const back = differentiate(graph, { seeds, wrt: trainable.map((t) => t.name ?? ''), opset, shapes });

@@ -60,6 +60,11 @@ export function formatInspectReport(r: InspectReport): string {
     for (const h of r.hiddenStates) lines.push(`    ${h.layer.padEnd(w)}  ${h.tensor}  [${h.shape.map((x) => (x === null ? '?' : String(x))).join(', ')}]`);
   }
   lines.push(`  GRLs: ${r.grls.length ? r.grls.map((g) => `${g.node} (head ${g.head || '?'}, λ=${f32(g.lambda)})`).join(', ') : 'none'}`);
+  for (const e of r.erasers) {
+    const f = e.fit;
+    const on = [f.label !== undefined ? `label ${f.label}` : '', f.data ? `fit on ${f.data}` : '', f.rows !== undefined ? `${f.rows} rows` : ''].filter(Boolean).join(', ');
+    lines.push(`  eraser: ${e.method} at '${e.tensor}', rank ${e.rank} of ${e.dim}${on ? ` (${on})` : ''}; nodes ${e.nodes.join(', ')}`);
+  }
   if (r.missingGradientRules.length) {
     lines.push(`  no gradient rule yet (training would fail): ${r.missingGradientRules.map((m) => `${m.domain ? `${m.domain}::` : ''}${m.op} (${m.nodes.length} node${m.nodes.length === 1 ? '' : 's'}, e.g. ${m.nodes[0]})`).join(', ')}`);
   } else {

@@ -12,6 +12,7 @@ import { hiddenStates } from '../heads/encoder';
 import { readLabelNames } from '../heads/labels';
 import type { ObservedRanks } from '../onnx/shapes';
 import { RankSummary, summarizeRanks } from './ranks';
+import { EraserRecord, readErasers } from '../erase/records';
 
 export type ShapeDim = number | string | null;
 
@@ -52,6 +53,8 @@ export interface InspectReport {
   /** Per layer, the hidden states [batch, sequence, d] a head can read (`heads add --from`). */
   hiddenStates: { layer: string; tensor: string; shape: ShapeDim[] }[];
   grls: { node: string; head: string; lambda: number; input: string }[];
+  /** Concept erasers spliced by `grl-onnx erase`, with what they were fit on. */
+  erasers: EraserRecord[];
   sharedInitializers: SharedInitializer[];
   /** Ops on a path from a parameter to an output that have no gradient rule yet. */
   missingGradientRules: { op: string; domain: string; nodes: string[] }[];
@@ -118,6 +121,7 @@ export function inspectModel(model: Model, observed?: ObservedRanks): InspectRep
       const g = grlInfo(n);
       return { node: g.node, head: grlHeadAttr(n) ?? '', lambda: g.lambda, input: g.input };
     }),
+    erasers: readErasers(p),
     sharedInitializers: shared,
     missingGradientRules: missing,
     ranks: summarizeRanks(graph, observed),

@@ -273,7 +273,7 @@ export interface RunProbeOptions extends ProbeTrainOptions {
   maxTrainRows?: number;
 }
 
-function sampleRows(f: Features, max: number | undefined, seed: number): Features {
+export function sampleRows(f: Features, max: number | undefined, seed: number): Features {
   if (!max || f.rows <= max) return f;
   const idx = new Rng((seed * 48271 + 11) >>> 0).permutation(f.rows).slice(0, max).sort((a, b) => a - b);
   const x = new Float32Array(idx.length * f.dim);

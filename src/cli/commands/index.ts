@@ -10,6 +10,7 @@ import { artifactsCommand } from './artifacts';
 import { probeCommand } from './probe';
 import { experimentCommand } from './experiment';
 import { dataCommand } from './data';
+import { eraseCommand } from './erase';
 
 export const COMMANDS: GrlCommand[] = [
   inspectCommand,
@@ -20,4 +21,5 @@ export const COMMANDS: GrlCommand[] = [
   probeCommand,
   experimentCommand,
   dataCommand,
+  eraseCommand,
 ];
