@@ -32,8 +32,9 @@ export function maxMeanGap(x: Float32Array, y: ArrayLike<number>, dim: number, c
 
 /**
  * Closed-form least squares of the one-hot labels on centred x (the intercept is the label
- * mean): coef = pinv(Xc) Zc, with singular values below 1e-6 · rows · σ_max treated as zero
- * (erased data is rank-deficient up to float32 rounding). Returns the norm of the
+ * mean), by the normal equations: coef = pinv(XcᵀXc) XcᵀZc, with eigenvalues of the Gram
+ * matrix below 1e-9 · dim · λ_max treated as zero (erased data is rank-deficient up to
+ * float32 rounding, which the Gram matrix squares). Returns the norm of the
  * coefficients and the accuracy of the argmax of the predictions on the fit rows.
  */
 export function leastSquaresProbe(x: Float32Array, y: ArrayLike<number>, dim: number, classes: number): { coefNorm: number; accuracy: number } {
@@ -47,7 +48,8 @@ export function leastSquaresProbe(x: Float32Array, y: ArrayLike<number>, dim: nu
     for (let i = 0; i < dim; i++) xc.set(r, i, x[r * dim + i] - all[i]);
     for (let c = 0; c < classes; c++) zc.set(r, c, (c === y[r] ? 1 : 0) - prior[c]);
   }
-  const coef = pseudoInverse(xc, 1e-6).mmul(zc); // [dim, classes]
+  const xt = xc.transpose();
+  const coef = pseudoInverse(xt.mmul(xc), 1e-9).mmul(xt.mmul(zc)); // [dim, classes]
   let norm = 0;
   for (let i = 0; i < dim; i++) for (let c = 0; c < classes; c++) norm += coef.get(i, c) ** 2;
   const pred = xc.mmul(coef);
