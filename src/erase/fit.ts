@@ -52,11 +52,16 @@ export function checkErasureFeatures(f: Features, numClasses: number | undefined
   return C;
 }
 
+/** Only random erasure takes a rank; the others find theirs. */
+export function checkRankOption(method: EraseMethod, rank: number | undefined): void {
+  if (rank !== undefined && method !== 'random') throw new GrlError(`--rank applies to --method random (${method} finds its own rank)`);
+}
+
 export async function fitEraser(f: Features, opts: FitEraserOptions): Promise<FitEraserResult> {
   const what = opts.what ?? 'features';
   const C = checkErasureFeatures(f, opts.numClasses, what);
   const seed = opts.seed ?? 0;
-  if (opts.rank !== undefined && opts.method !== 'random') throw new GrlError(`--rank applies to --method random (${opts.method} finds its own rank)`);
+  checkRankOption(opts.method, opts.rank);
   const runInlp = () => fitInlp(f.x, f.y, f.dim, { numClasses: C, iterations: opts.iterations, tolerance: opts.tolerance, seed, probe: opts.probe });
   if (opts.method === 'leace') {
     const { eraser, stats } = fitLeace(f.x, f.y, f.dim, C, { svdTol: opts.svdTol ?? DEFAULT_LEACE_SVD_TOL });

@@ -8,7 +8,7 @@ import { GrlError } from '../onnx/errors';
 import { extractFeatures } from '../probe/features';
 import { sampleRows } from '../probe/probe';
 import type { EraseMethod } from './eraser';
-import { FitEraserResult, fitEraser } from './fit';
+import { FitEraserResult, checkRankOption, fitEraser } from './fit';
 import { EraserRecord, eraserAt, removeEraser, spliceEraser } from './splice';
 import { erasureTarget, loadErasureExamples } from './target';
 
@@ -53,6 +53,7 @@ export function fileSha256(file: string): string {
 
 export async function eraseModel(model: Model, opts: EraseModelOptions): Promise<EraseModelResult> {
   const seed = opts.seed ?? 0;
+  checkRankOption(opts.method, opts.rank);
   let base = model;
   const probeTarget = erasureTarget(model, opts.label, opts.at);
   const existing = eraserAt(model.proto, probeTarget.tensor);

@@ -25,15 +25,17 @@ const HEADS_KEY = 'grl-onnx.heads';
 
 /**
  * The hidden states the heads read: the `from` tensor heads added by `heads add` record in
- * metadata, else the one splice tensor all detected heads share, else `last_hidden_state`.
+ * metadata, else an encoder export's `last_hidden_state` output, else the one splice tensor
+ * all detected heads share. (`last_hidden_state` comes before head detection: in a
+ * single-output encoder, detection would call the output itself a head.)
  */
 export function defaultErasureTensor(model: Model): string {
   const fromMeta = headsMetadataFrom(model);
   if (fromMeta.length === 1) return fromMeta[0];
-  const splices = [...new Set(analyzeHeads(model).heads.map((h) => h.spliceTensor).filter(Boolean))];
-  if (splices.length === 1) return splices[0];
   const outputs = (model.proto.graph?.output ?? []).map((o) => o.name ?? '');
   if (outputs.includes('last_hidden_state')) return 'last_hidden_state';
+  const splices = [...new Set(analyzeHeads(model).heads.map((h) => h.spliceTensor).filter(Boolean))];
+  if (splices.length === 1) return splices[0];
   const seen = [...new Set([...fromMeta, ...splices])];
   throw new GrlError(`${model.source}: cannot tell which hidden states to erase at${seen.length ? ` (the heads read ${seen.map((t) => `'${t}'`).join(', ')})` : ''}; give --at TENSOR`, { file: model.source });
 }

@@ -6,6 +6,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { loadModel } from '../../src/onnx/io';
+import type { Model } from '../../src/onnx/io';
+import { Graph } from '../../src/onnx/graph';
+import { DataType } from '../../src/onnx/proto';
+import { readErasers } from '../../src/erase/records';
 import { parseJsonl } from '../../src/data/jsonl';
 import { extractFeatures } from '../../src/probe/features';
 import type { Features } from '../../src/probe/features';
@@ -78,4 +82,27 @@ describe('LEACE on the tiny tagger\'s encodings (pos)', () => {
     expect(g.rows).toBe(f.rows);
     expect(maxAbsDiff(g.x, erased)).toBeLessThan(1e-4);
   });
+
+  test('an encoder-only model (no heads, output last_hidden_state): default tensor and classes come from it and the data', async () => {
+    const enc = encoderOnly(TAGGER, target.tensor);
+    const t = erasureTarget(enc, 'pos');
+    expect(t).toMatchObject({ tensor: 'last_hidden_state', label: 'pos', tokenLevel: true });
+    expect(t.numClasses).toBeUndefined();
+    const r = await eraseModel(enc, { data: file, label: 'pos', method: 'leace' });
+    expect(r.record).toMatchObject({ tensor: 'last_hidden_state', input: 'last_hidden_state/before_erase', output: 'last_hidden_state' });
+    expect(r.fit.numClasses).toBe(Math.max(...f.y) + 1);
+    expect(readErasers(r.model.proto)).toHaveLength(1);
+    const g = await extractFeatures(r.model, parseJsonl(fs.readFileSync(file, 'utf8'), file, t.spec), t.spec, { tensor: 'last_hidden_state', label: 'pos', tokenLevel: true });
+    expect(maxMeanGap(g.x, g.y, g.dim, r.fit.numClasses)).toBeLessThan(1e-3);
+  });
 });
+
+/** The tagger cut at its hidden states: one output, `last_hidden_state`, and no heads. */
+function encoderOnly(model: Model, hidden: string): Model {
+  const g = model.proto.graph ?? {};
+  const out = { name: 'last_hidden_state', type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'batch' }, { dim_param: 'sequence' }, { dim_value: 128 }] } } } };
+  const graph = new Graph({ ...g, node: [...(g.node ?? []), { name: '/identity', op_type: 'Identity', input: [hidden], output: ['last_hidden_state'] }], output: [out] });
+  graph.removeDeadNodes();
+  const used = new Set(graph.nodes.flatMap((n) => n.input ?? []));
+  return { ...model, proto: { ...model.proto, graph: { ...graph.proto, initializer: (g.initializer ?? []).filter((t) => used.has(t.name ?? '')) } }, source: 'encoder.onnx' };
+}
