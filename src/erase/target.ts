@@ -8,6 +8,7 @@ import { DataSpec, Example, loadJsonl } from '../data/jsonl';
 import { HeadInfo, analyzeHeads, resolveHead } from '../patch/heads';
 import { headShape, taggerSpec } from '../experiment/models';
 import { dataSpecFor, embeddingLimits } from '../train/trainer';
+import { readHeadRecords } from '../heads/metadata';
 import { checkEraseTensor } from './splice';
 
 export interface ErasureTarget {
@@ -20,8 +21,6 @@ export interface ErasureTarget {
   numClasses?: number;
   head?: HeadInfo;
 }
-
-const HEADS_KEY = 'grl-onnx.heads';
 
 /**
  * The hidden states the heads read: the `from` tensor heads added by `heads add` record in
@@ -41,14 +40,7 @@ export function defaultErasureTensor(model: Model): string {
 }
 
 function headsMetadataFrom(model: Model): string[] {
-  const v = (model.proto.metadata_props ?? []).find((m) => m.key === HEADS_KEY)?.value;
-  if (!v) return [];
-  try {
-    const heads = JSON.parse(v) as { from?: unknown }[];
-    return [...new Set(heads.map((h) => h.from).filter((f): f is string => typeof f === 'string'))];
-  } catch {
-    return [];
-  }
+  return [...new Set(readHeadRecords(model).map((h) => h.from).filter((f): f is string => typeof f === 'string' && f !== ''))];
 }
 
 function headNamed(model: Model, label: string): HeadInfo | undefined {
