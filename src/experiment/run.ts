@@ -29,6 +29,8 @@ export interface ExperimentHooks {
   /** Steps inside a training stage. */
   onProgress?(stage: string, done: number, total: number, info: string): void;
   onWarning?(message: string): void;
+  /** Called once the inputs are validated, right before the first write into the output folder (the CLI takes its lock here). */
+  beforeWrite?(): void;
 }
 
 export interface StageResult {
@@ -168,6 +170,7 @@ export async function runExperiment(cfg: ExperimentConfig, outDir: string, hooks
   const testAll = loadExamples(cfg.data.test, spec, corpus && corpusForEval(corpus, cfg.data.train));
   const truncated = countTruncated(trainSet) + countTruncated(devAll) + countTruncated(testAll);
   if (truncated) hooks.onWarning?.(`truncated ${truncated} example${truncated === 1 ? '' : 's'} to the model's sequence limit (truncate)`);
+  hooks.beforeWrite?.();
   fs.mkdirSync(outDir, { recursive: true });
   const dev = first(devAll, cfg.devSentences);
   const probeTrain = first(trainSet, cfg.probe.trainSentences);

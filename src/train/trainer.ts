@@ -25,7 +25,8 @@ import { parseLambdaSchedule, parseLrSchedule } from './schedules';
 import { BatchOrder, DataSpec, Example, LabelSpec, makeBatch, Batch, POSITION_FILL, countTruncated } from '../data/jsonl';
 import { CorpusOptions, corpusForEval, corpusForModel, loadExamples } from '../data/examples';
 import { checkBatchMemory, sequenceLimit } from '../onnx/limits';
-import { externalFiles, writeFileAtomic, sameFile } from '../onnx/io';
+import { writeFileAtomic } from '../onnx/io';
+import { RunFolder } from './run-folder';
 
 export interface TrainerOptions {
   /** Model path or loaded model. Ignored when resuming (the run folder has the artifacts). */
@@ -58,6 +59,8 @@ export interface TrainerOptions {
   checkpointEvery?: number;
   /** Continue the run in this folder (its checkpoint and artifacts). */
   resume?: string;
+  /** Replace a run already in `out` (removed once the inputs are validated). */
+  overwrite?: boolean;
   out: string;
   skipNonfinite?: boolean;
   /** Cut examples longer than the model's sequence limit instead of refusing them. */
@@ -112,6 +115,8 @@ export interface TrainerHooks {
   onEval?(r: EvalRecord): void;
   /** Polled between steps: Ctrl-C sets it. */
   shouldStop?(): boolean;
+  /** Something the user should know that is not an error (a stale lock taken over). */
+  onWarning?(message: string): void;
 }
 
 export const RUN_FILES = { artifacts: 'artifacts', checkpoint: 'checkpoint', model: 'model.onnx', metrics: 'metrics.jsonl', config: 'run.json' } as const;
@@ -255,14 +260,28 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Run (or resume) a training run. Never prints; reports through hooks. */
+/**
+ * Run (or resume) a training run. Never prints; reports through hooks. The run folder is
+ * refused when it holds a run (unless resume or overwrite) and locked while the run writes.
+ */
 export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Promise<TrainSummary> {
-  const out = opts.resume ?? opts.out;
+  const folder = new RunFolder(opts.resume ?? opts.out, {
+    markers: [RUN_FILES.model, RUN_FILES.checkpoint],
+    files: [...Object.values(RUN_FILES), `${RUN_FILES.model}.data`],
+    resume: !!opts.resume, overwrite: opts.overwrite, canResume: true, command: 'grl-onnx train',
+  });
+  try {
+    return await trainIn(folder, opts, hooks);
+  } finally {
+    folder.release();
+  }
+}
+
+async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHooks): Promise<TrainSummary> {
+  const out = folder.dir;
   const at = (f: string) => path.join(out, f);
   const artifactsDir = at(RUN_FILES.artifacts);
-  if (typeof opts.model === 'string' && sameFile(opts.model, at(RUN_FILES.model))) {
-    throw new GrlError(`${opts.model}: the run would overwrite its input model with ${RUN_FILES.model}; give another --out`, { file: opts.model });
-  }
+  if (typeof opts.model === 'string') folder.refuseInputs(opts.model, undefined, [RUN_FILES.model]);
   let tg: Pick<TrainingGraph, 'modelInputs' | 'heads' | 'outputs' | 'lambdas' | 'params'>;
   let limits: Record<string, number>;
   let shapesFrom: Model;
@@ -276,10 +295,7 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
   } else {
     let model = typeof opts.model === 'string' ? loadModel(opts.model) : opts.model;
     // The run writes these files; none may be the input's external data.
-    const written = [RUN_FILES.model, `${RUN_FILES.model}.data`, RUN_FILES.checkpoint, RUN_FILES.metrics, RUN_FILES.config].map(at);
-    for (const f of externalFiles(model)) {
-      if (written.some((w) => sameFile(f, w))) throw new GrlError(`${model.source}: the run would overwrite its input's external data ${f}; give another --out`, { file: model.source });
-    }
+    folder.refuseInputs(undefined, model, [RUN_FILES.model, `${RUN_FILES.model}.data`, RUN_FILES.checkpoint, RUN_FILES.metrics, RUN_FILES.config]);
     if (opts.heads?.length) model = patchModel(model, { heads: opts.heads }).model;
     // Ranks static inference cannot decide are read from one onnxruntime forward (no run when all are known).
     const { hints: shapeHints } = await observeUnknownRanks(model);
@@ -312,7 +328,8 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
   const trainSet = opts.trainExamples ?? loadExamples(opts.data, spec, corpus);
   const evalSet = opts.evalExamples ?? (opts.eval ? loadExamples(opts.eval, spec, corpus && corpusForEval(corpus, opts.data)) : undefined);
   checkBatchMemory(shapesFrom, Math.min(opts.batchSize, trainSet.length), trainSet.reduce((m, e) => Math.max(m, e.length), 1));
-  fs.mkdirSync(out, { recursive: true });
+  folder.claim();
+  for (const n of folder.notes) hooks.onWarning?.(n);
   writeRunArtifacts();
 
   const accum = Math.max(1, opts.gradAccum ?? 1);

@@ -23,6 +23,7 @@ interface ArtifactsArgs {
   weightDecay?: number;
   momentum?: number;
   gradClip?: number;
+  overwrite?: boolean;
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {
@@ -48,12 +49,16 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Artifacts folder' })
       .option('row-sparse-gradients', { type: 'boolean', describe: 'Output embedding tables\' gradients as <param>_grad_rows + <param>_grad_indices instead of a dense <param>_grad (what grl-onnx train uses; TrainingSession reads both)' })
       .option('json', { type: 'boolean', describe: 'Print artifacts.json (the metadata) on stdout' })
+      .option('overwrite', { type: 'boolean', describe: 'Replace artifacts already in the output folder' })
       .example('$0 artifacts model.onnx --head pos --loss pos --loss ner:0.5 -o artifacts/', 'GRL on pos, two losses')
       .example('$0 artifacts model.onnx --head pos --loss pos --layout ort -o artifacts/', 'for ONNX Runtime\'s training builds (onnxruntime-web training, C#, C++, Python)') as unknown as Argv<ArtifactsArgs>,
   handler: async (args, io) => {
     const { loadModel } = await import('../../onnx/io');
     const { patchModel } = await import('../../patch/patch');
     const { generateArtifacts, ARTIFACT_FILES } = await import('../../train/artifacts');
+    const { RunFolder } = await import('../../train/run-folder');
+    // Files are replaced atomically as they are written, so --overwrite removes nothing up front.
+    const folder = new RunFolder(args.output, { markers: [ARTIFACT_FILES.metadata, ARTIFACT_FILES.checkpoint], files: [], overwrite: args.overwrite, command: 'grl-onnx artifacts' });
     let model = loadModel(args.model);
     if (args.head?.length) {
       const patched = patchModel(model, { heads: args.head.map(parseHeadSpec) });
@@ -62,12 +67,19 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
     }
     const { observeUnknownRanks } = await import('../../onnx/shapes');
     const { hints: shapeHints } = await observeUnknownRanks(model);
-    const meta = generateArtifacts(model, {
-      shapeHints,
-      losses: args.loss.map(parseLossSpec), freeze: args.freeze, trainable: args.trainable, optimizer: args.optimizer, learningRate: args.lr,
-      rowSparseGradients: !!args.rowSparseGradients, layout: args.layout,
-      hyperparameters: definedOnly({ weightDecay: args.weightDecay, momentum: args.momentum, maxGradNorm: args.gradClip }),
-    }, args.output);
+    folder.claim();
+    for (const n of folder.notes) warn(io, n);
+    let meta;
+    try {
+      meta = generateArtifacts(model, {
+        shapeHints,
+        losses: args.loss.map(parseLossSpec), freeze: args.freeze, trainable: args.trainable, optimizer: args.optimizer, learningRate: args.lr,
+        rowSparseGradients: !!args.rowSparseGradients, layout: args.layout,
+        hyperparameters: definedOnly({ weightDecay: args.weightDecay, momentum: args.momentum, maxGradNorm: args.gradClip }),
+      }, args.output);
+    } finally {
+      folder.release();
+    }
     if (args.json) {
       io.stdout.write(`${JSON.stringify(meta, null, 1)}\n`);
       return;

@@ -12,6 +12,8 @@ interface ExperimentArgs extends CorpusArgs {
   quick?: boolean;
   threads?: number;
   json?: boolean;
+  truncate?: boolean;
+  overwrite?: boolean;
 }
 
 export const experimentCommand: GrlCommand<ExperimentArgs> = {
@@ -24,6 +26,7 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
       .option('quick', { type: 'boolean', describe: 'Tiny step counts and one training seed (unless the config sets seeds.train), same code path (under a minute)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
       .option('truncate', { type: 'boolean', describe: "Cut examples longer than the model's sequence limit (default: refuse them)" })
+      .option('overwrite', { type: 'boolean', describe: 'Replace a report already in --out (once the inputs are validated)' })
       .option('json', { type: 'boolean', describe: 'Print the findings and report paths as JSON on stdout' })
       .example('$0 experiment', 'the whole experiment on the shipped model and data')
       .example('$0 experiment --quick --out /tmp/exp', 'a smoke run') as unknown as Argv<ExperimentArgs>,
@@ -36,6 +39,9 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
     if (args.truncate) cfg.truncate = true;
     const corpus = corpusFromArgs(args, io);
     if (corpus) cfg.corpus = corpus;
+    const { RunFolder } = await import('../../train/run-folder');
+    const { REPORT_FILES } = await import('../../experiment/report');
+    const folder = new RunFolder(args.out, { markers: [REPORT_FILES.json, REPORT_FILES.summary, 'runs'], files: [...Object.values(REPORT_FILES), 'runs'], overwrite: args.overwrite, command: 'grl-onnx experiment' });
     const tty = !!(process.stderr as { isTTY?: boolean }).isTTY && io.stderr === process.stderr;
     let bar: import('cli-progress').SingleBar | undefined;
     let barStage = '';
@@ -46,6 +52,10 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
       barStage = '';
     };
     const report = await runExperiment(cfg, args.out, {
+      beforeWrite: () => {
+        folder.claim();
+        for (const n of folder.notes) warn(io, n);
+      },
       onStage: (stage, message) => {
         stopBar();
         io.stderr.write(`[${stage}] ${message}\n`);
@@ -71,9 +81,12 @@ export const experimentCommand: GrlCommand<ExperimentArgs> = {
           io.stderr.write(`[${stage}] step ${done}/${total} ${info}\n`);
         }
       },
+    }).catch((e) => {
+      folder.release();
+      throw e;
     });
     stopBar();
-    const files = await writeReport(report, args.out);
+    const files = await writeReport(report, args.out).finally(() => folder.release());
     if (args.json) {
       io.stdout.write(`${JSON.stringify({ findings: report.findings, timings: report.timings, files }, null, 1)}\n`);
       return;

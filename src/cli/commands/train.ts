@@ -35,6 +35,7 @@ interface TrainArgs extends CorpusArgs {
   evalEvery?: number;
   checkpointEvery?: number;
   resume?: string;
+  overwrite?: boolean;
   out?: string;
   skipNonfinite?: boolean;
   truncate?: boolean;
@@ -118,6 +119,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
       .option('checkpoint-every', { type: 'number', describe: 'Save a checkpoint every N steps' })
       .option('resume', { type: 'string', describe: 'Continue the run in DIR from its last checkpoint' })
       .option('out', { type: 'string', describe: 'Run folder: model.onnx, checkpoint, metrics.jsonl, artifacts/' })
+      .option('overwrite', { type: 'boolean', describe: 'Replace a run already in --out (once the new run has validated its inputs)' })
       .option('skip-nonfinite', { type: 'boolean', describe: 'Skip batches with a NaN/inf loss instead of stopping' })
       .option('truncate', { type: 'boolean', describe: "Cut examples longer than the model's sequence limit (default: refuse them)" })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
@@ -151,7 +153,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
           weightDecay: args.weightDecay, lrSchedule: args.lrSchedule, warmup: args.warmup, gradClip: args.gradClip,
           gradAccum: args.gradAccum, freeze: args.freeze, trainable: args.trainable, steps: args.steps, epochs: args.epochs,
           batchSize: args.batchSize, shuffle: args.shuffle, seed: args.seed, evalEvery: args.evalEvery,
-          checkpointEvery: args.checkpointEvery, resume: args.resume, out: args.out ?? (args.resume as string),
+          checkpointEvery: args.checkpointEvery, resume: args.resume, overwrite: args.overwrite, out: args.out ?? (args.resume as string),
           skipNonfinite: args.skipNonfinite, truncate: args.truncate, threads: args.threads, corpus: corpusFromArgs(args, io),
         },
         {
@@ -184,6 +186,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
             if (bar && e.step < bar.getTotal()) bar.start(bar.getTotal(), e.step, { metrics: lastMetrics });
           },
           shouldStop: () => stop,
+          onWarning: (m) => warn(io, m),
         },
       );
       bar?.stop();
