@@ -15,6 +15,8 @@ import * as protobuf from 'protobufjs';
 import { GraphProto, ModelProto, TensorProto, messageType, toNumber, DATA_LOCATION_EXTERNAL } from './proto';
 import { GrlError, ModelFormatError } from './errors';
 import { externalBaseDir, externalRef, isExternal, setExternalBaseDir, tensorByteLength, tensorBytes } from './tensor';
+import { checkExternalTensor } from './external-data';
+import { checkDataFileName } from './external-path';
 
 export interface Model {
   proto: ModelProto;
@@ -104,26 +106,12 @@ function decodeModel(buf: Buffer, source: string, baseDir?: string): Model {
   const model: Model = { proto, source, baseDir, unknownFields };
   for (const t of proto.graph.initializer ?? []) {
     if (!isExternal(t)) continue;
-    checkExternal(model, t);
+    checkExternalTensor(t, baseDir ?? '.', source);
     if (baseDir !== undefined) setExternalBaseDir(t, baseDir);
   }
   return model;
 }
 
-function checkExternal(model: Model, t: TensorProto): void {
-  const ref = externalRef(t);
-  const file = path.resolve(model.baseDir ?? '.', ref.location);
-  let size: number;
-  try {
-    size = fs.statSync(file).size;
-  } catch {
-    throw new ModelFormatError(model.source, `external data file '${ref.location}' of tensor '${t.name}' not found (looked in ${path.dirname(file)})`);
-  }
-  const len = tensorByteLength(t);
-  if (ref.offset + len > size) {
-    throw new ModelFormatError(model.source, `external data of tensor '${t.name}' runs past the end of '${ref.location}' (${ref.offset}+${len} > ${size} bytes)`);
-  }
-}
 
 const MAX_DEPTH = 64;
 
@@ -227,6 +215,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
   if (opts.externalData) {
     threshold = typeof opts.externalData === 'object' ? opts.externalData.threshold ?? DEFAULT_EXTERNAL_THRESHOLD : DEFAULT_EXTERNAL_THRESHOLD;
     location = typeof opts.externalData === 'object' ? opts.externalData.location : undefined;
+    if (location !== undefined) checkDataFileName(location);
   } else if (total > (opts.autoExternalAbove ?? PROTOBUF_LIMIT - (64 << 20))) {
     threshold = DEFAULT_EXTERNAL_THRESHOLD;
   }

@@ -6,7 +6,7 @@
 // as bytes).
 import * as ort from 'onnxruntime-node';
 import { GrlError } from './errors';
-import { Model, serializeModel } from './io';
+import { Model, loadModel, serializeModel } from './io';
 import { ModelProto } from './proto';
 import { isExternal, tensorBytes } from './tensor';
 
@@ -32,6 +32,8 @@ export function sessionOptions(options: ort.InferenceSession.SessionOptions = {}
  */
 export async function createInferenceSession(src: string | Uint8Array, options: ort.InferenceSession.SessionOptions = {}, name?: string): Promise<ort.InferenceSession> {
   if (severity === QUIET) ort.env.logLevel = 'fatal';
+  // onnxruntime resolves a file's external data itself: check the locations stay inside its folder first.
+  if (typeof src === 'string') loadModel(src);
   try {
     return typeof src === 'string' ? await ort.InferenceSession.create(src, sessionOptions(options)) : await ort.InferenceSession.create(src, sessionOptions(options));
   } catch (e) {

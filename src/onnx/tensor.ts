@@ -1,9 +1,9 @@
 // Model I/O, layer 1: tensors. Element types, sizes, reading a TensorProto's
 // values (raw_data, typed fields or external data) and making new tensors.
 import * as fs from 'fs';
-import * as path from 'path';
 import { DataType, DATA_LOCATION_EXTERNAL, Int64, TensorProto, toNumber } from './proto';
 import { ModelFormatError } from './errors';
+import { externalDataPath } from './external-path';
 
 /** Bytes per element; 0 for types that are not fixed-size (string) or sub-byte (int4). */
 export function elementSize(dt: number): number {
@@ -82,7 +82,7 @@ export function tensorByteLength(t: TensorProto): number {
 export function tensorBytes(t: TensorProto, baseDir?: string): Uint8Array {
   if (isExternal(t)) {
     const ref = externalRef(t);
-    const file = path.resolve(externalBaseDirs.get(t) ?? baseDir ?? '.', ref.location);
+    const file = externalDataPath(externalBaseDirs.get(t) ?? baseDir ?? '.', ref.location, t.name ?? '?', t.name ?? '?');
     const want = ref.length ?? numElements(dimsOf(t)) * elementSize(t.data_type ?? 0);
     let fd: number;
     try {
