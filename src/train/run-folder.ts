@@ -28,6 +28,8 @@ export interface RunFolderSpec {
   canResume?: boolean;
   /** Written into the lock for whoever finds it. */
   command?: string;
+  /** The input model's path and the run's files it must not be (checked first: the more specific refusal). */
+  input?: { model: string; written: string[] };
 }
 
 /** Whether `pid` is a live process on this machine (EPERM: alive, someone else's). */
@@ -48,6 +50,7 @@ export class RunFolder {
 
   constructor(readonly dir: string, private readonly spec: RunFolderSpec) {
     if (spec.resume && spec.overwrite) throw new GrlError(`${dir}: give --resume (continue the run) or --overwrite (replace it), not both`, { file: dir });
+    if (spec.input) this.refuseInputs(spec.input.model, undefined, spec.input.written);
     this.refuseExistingRun();
   }
 

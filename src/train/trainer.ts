@@ -269,6 +269,7 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
     markers: [RUN_FILES.model, RUN_FILES.checkpoint],
     files: [...Object.values(RUN_FILES), `${RUN_FILES.model}.data`],
     resume: !!opts.resume, overwrite: opts.overwrite, canResume: true, command: 'grl-onnx train',
+    input: typeof opts.model === 'string' ? { model: opts.model, written: [RUN_FILES.model] } : undefined,
   });
   try {
     return await trainIn(folder, opts, hooks);
@@ -281,7 +282,6 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
   const out = folder.dir;
   const at = (f: string) => path.join(out, f);
   const artifactsDir = at(RUN_FILES.artifacts);
-  if (typeof opts.model === 'string') folder.refuseInputs(opts.model, undefined, [RUN_FILES.model]);
   let tg: Pick<TrainingGraph, 'modelInputs' | 'heads' | 'outputs' | 'lambdas' | 'params'>;
   let limits: Record<string, number>;
   let shapesFrom: Model;
