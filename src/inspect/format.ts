@@ -80,5 +80,9 @@ export function formatInspectReport(r: InspectReport): string {
     lines.push('  warnings:');
     for (const w of r.warnings) lines.push(`    - ${w}`);
   }
+  if (r.problems.length) {
+    lines.push(`  problems (${r.problems.length}; patch, artifacts and train refuse this model):`);
+    for (const w of r.problems) lines.push(`    - ${w}`);
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -13,6 +13,7 @@ import { readLabelNames } from '../heads/labels';
 import type { ObservedRanks } from '../onnx/shapes';
 import { RankSummary, summarizeRanks } from './ranks';
 import { EraserRecord, readErasers } from '../erase/records';
+import { findingText, validateModel } from '../onnx/validate';
 
 export type ShapeDim = number | string | null;
 
@@ -61,6 +62,8 @@ export interface InspectReport {
   /** How each node output's rank was obtained, and the ops leaving a rank on a gradient path unknown. */
   ranks: RankSummary;
   warnings: string[];
+  /** Checker findings (src/onnx/validate.ts): commands that write refuse a model that has any. */
+  problems: string[];
 }
 
 /**
@@ -68,6 +71,7 @@ export interface InspectReport {
  * inference leaves unknown (observeUnknownRanks, async; the CLI passes them).
  */
 export function inspectModel(model: Model, observed?: ObservedRanks): InspectReport {
+  const problems = validateModel(model).map(findingText);
   const p = model.proto;
   const graph = new Graph(p.graph ?? {});
   const analysis = analyzeHeads(model, graph);
@@ -126,6 +130,7 @@ export function inspectModel(model: Model, observed?: ObservedRanks): InspectRep
     missingGradientRules: missing,
     ranks: summarizeRanks(graph, observed),
     warnings,
+    problems,
   };
 }
 

@@ -27,6 +27,7 @@ import { CorpusOptions, corpusForEval, corpusForModel, loadExamples } from '../d
 import { checkBatchMemory, sequenceLimit } from '../onnx/limits';
 import { writeFileAtomic } from '../onnx/io';
 import { RunFolder } from './run-folder';
+import { assertValidModel } from '../onnx/validate';
 
 export interface TrainerOptions {
   /** Model path or loaded model. Ignored when resuming (the run folder has the artifacts). */
@@ -294,6 +295,7 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
     limits = embeddingLimits(shapesFrom);
   } else {
     let model = typeof opts.model === 'string' ? loadModel(opts.model) : opts.model;
+    assertValidModel(model);
     // The run writes these files; none may be the input's external data.
     folder.refuseInputs(undefined, model, [RUN_FILES.model, `${RUN_FILES.model}.data`, RUN_FILES.checkpoint, RUN_FILES.metrics, RUN_FILES.config]);
     if (opts.heads?.length) model = patchModel(model, { heads: opts.heads }).model;

@@ -60,6 +60,7 @@ export const artifactsCommand: GrlCommand<ArtifactsArgs> = {
     // Files are replaced atomically as they are written, so --overwrite removes nothing up front.
     const folder = new RunFolder(args.output, { markers: [ARTIFACT_FILES.metadata, ARTIFACT_FILES.checkpoint], files: [], overwrite: args.overwrite, command: 'grl-onnx artifacts' });
     let model = loadModel(args.model);
+    (await import('../../onnx/validate')).assertValidModel(model);
     if (args.head?.length) {
       const patched = patchModel(model, { heads: args.head.map(parseHeadSpec) });
       for (const w of patched.warnings) warn(io, w);

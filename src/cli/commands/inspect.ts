@@ -20,8 +20,18 @@ export const inspectCommand: GrlCommand<InspectArgs> = {
     const { inspectModel } = await import('../../inspect/inspect');
     const { formatInspectReport } = await import('../../inspect/format');
     const model = args.model === '-' && io.readStdin ? loadModel(io.readStdin(), { name: '<stdin>', baseDir: process.cwd() }) : loadModel(args.model);
-    const { observeUnknownRanks } = await import('../../onnx/shapes');
-    const report = inspectModel(model, await observeUnknownRanks(model));
+    let report;
+    try {
+      const { observeUnknownRanks } = await import('../../onnx/shapes');
+      report = inspectModel(model, await observeUnknownRanks(model));
+    } catch (e) {
+      // A model too broken to analyse (or to run for its ranks): its checker findings are the report.
+      const { validateModel, findingText } = await import('../../onnx/validate');
+      const problems = validateModel(model).map(findingText);
+      if (!problems.length) throw e;
+      io.stdout.write(args.json ? `${JSON.stringify({ file: model.source, problems }, null, 2)}\n` : `${model.source}\n  problems (${problems.length}; patch, artifacts and train refuse this model):\n${problems.map((p) => `    - ${p}\n`).join('')}`);
+      return;
+    }
     io.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatInspectReport(report));
   },
 };

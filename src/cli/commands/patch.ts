@@ -67,6 +67,8 @@ export const patchCommand: GrlCommand<PatchArgs> = {
     const { loadModel, saveModel } = await import('../../onnx/io');
     const { patchModel } = await import('../../patch/patch');
     const model = args.model === '-' && io.readStdin ? loadModel(io.readStdin(), { name: '<stdin>', baseDir: process.cwd() }) : loadModel(args.model);
+    const { assertValidModel } = await import('../../onnx/validate');
+    assertValidModel(model);
     const result = patchModel(model, { heads, lambda: args.lambda, at: args.at, remove: args.remove });
     saveModel(result.model, dest, {
       protect: args.inPlace ? [] : [args.model],
