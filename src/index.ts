@@ -10,6 +10,14 @@ export { Graph, opsetVersion, nodeLabel } from './onnx/graph';
 export { GrlError, ModelFormatError, GraphError } from './onnx/errors';
 export type { ModelProto, GraphProto, NodeProto, TensorProto } from './onnx/proto';
 
+// Robustness: checker-grade validation, sequence limits, onnxruntime errors, run folders
+export { validateModel, assertValidModel } from './onnx/validate';
+export type { Finding } from './onnx/validate';
+export { sequenceLimit, checkSequenceLength, checkBatchMemory, estimateTrainingBytes } from './onnx/limits';
+export type { SequenceLimit } from './onnx/limits';
+export { explainOrtError } from './onnx/ort-errors';
+export { RunFolder } from './train/run-folder';
+
 // Inspect and patch
 export { inspectModel } from './inspect/inspect';
 export type { InspectReport } from './inspect/inspect';
