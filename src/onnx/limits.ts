@@ -178,6 +178,6 @@ const GiB = 2 ** 30;
 export function checkBatchMemory(model: Model, batch: number, sequence: number, totalBytes = os.totalmem()): void {
   const need = estimateTrainingBytes(model, batch, sequence);
   if (need <= totalBytes) return;
-  const gib = (x: number) => `${(x / GiB).toFixed(x < 10 * GiB ? 1 : 0)} GiB`;
+  const gib = (x: number) => `${(x / GiB).toFixed(1)} GiB`;
   throw new GrlError(`batch size ${batch} × ${sequence} tokens needs about ${gib(need)} of activations per step, more than this machine's ${gib(totalBytes)} of memory; lower --batch-size (with --grad-accum to keep the effective batch) or shorten the sequences`);
 }
