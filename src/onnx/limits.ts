@@ -54,7 +54,8 @@ const isArange = (v: number[] | undefined) => !!v && v.length > 1 && v.every((x,
 /**
  * How the indices of a Gather are computed, walking back through their producers:
  * `positional` when they come from Range or CumSum (computed positions), a graph input
- * named position_ids, or a slice of a 0..N-1 buffer (torch exports of BERT); `offset`
+ * named position_ids, or a slice of a 0..N-1 buffer (torch exports of BERT), and are not
+ * clamped on the way (relative-position buckets are, and bound nothing); `offset`
  * is the constant a CumSum path adds (RoBERTa's padding_idx: positions start at p + 1).
  */
 function positionalIndices(g: Graph, indices: string): { positional: boolean; offset: number } {
@@ -74,6 +75,8 @@ function positionalIndices(g: Graph, indices: string): { positional: boolean; of
     if (isArange(g.initializer(t) ? constInts(g, t) : undefined)) positional = true;
     const n = g.producer(t);
     if (!n) continue;
+    // Clamped indices (T5's relative-position buckets: Abs, Log, Min) never run past the table.
+    if (n.op_type === 'Min' || n.op_type === 'Clip' || n.op_type === 'Abs') return { positional: false, offset: 0 };
     if (n.op_type === 'Range') positional = true;
     if (n.op_type === 'CumSum') cumsum = true;
     if (n.op_type === 'Constant' && isArange(constInts(g, t))) positional = true;

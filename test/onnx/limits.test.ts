@@ -27,6 +27,13 @@ describe('sequenceLimit', () => {
     }
   });
 
+  test('zoo exports: RoBERTa positions start at padding_idx + 1; T5 relative buckets bound nothing', () => {
+    const zoo = (f: string) => sequenceLimit(loadModel(path.join(ROOT, 'models', 'zoo', f)));
+    expect(zoo('roberta-opset17.onnx')).toEqual({ limit: 38, source: "position table 'roberta.embeddings.position_embeddings.weight' has 40 rows (positions start at 2)" });
+    expect(zoo('distilbert-opset17.onnx')?.limit).toBe(40);
+    expect(zoo('t5-opset17.onnx')).toBeUndefined();
+  });
+
   const word = float32Tensor('word.weight', [10, 4], new Float32Array(40));
   const pos = float32Tensor('pos.weight', [16, 4], new Float32Array(64));
 
