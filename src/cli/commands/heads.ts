@@ -97,6 +97,7 @@ async function addCommand(args: HeadsArgs, io: CliIO, dest: string): Promise<voi
   const { loadModel, saveModel } = await import('../../onnx/io');
   const { addHeads } = await import('../../heads/add');
   const model = loadModel(args.model);
+  (await import('../../onnx/validate')).assertValidModel(model);
   const result = addHeads(model, specs, { seed: args.seed });
   saveModel(result.model, dest, { protect: [args.model] });
   for (const w of result.warnings) warn(io, w);
@@ -118,6 +119,7 @@ async function removeCommand(args: HeadsArgs, io: CliIO, dest: string): Promise<
   const { loadModel, saveModel } = await import('../../onnx/io');
   const { removeHead } = await import('../../heads/add');
   const model = loadModel(args.model);
+  (await import('../../onnx/validate')).assertValidModel(model);
   const r = removeHead(model, args.name);
   saveModel(r.model, dest, { protect: [args.model] });
   if (args.json) {
