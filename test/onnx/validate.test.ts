@@ -75,14 +75,14 @@ describe.each(CASES)('%s', (_what, mutate, expected) => {
   });
 });
 
-test('heads add, artifacts and train refuse an invalid model before writing', async () => {
+test('heads add, erase, artifacts and train refuse an invalid model before writing', async () => {
   const m = loadModel(TAGGER);
   init(m.proto, BIAS).data_type = 99;
   const file = path.join(dir, 'bad.onnx');
   fs.writeFileSync(file, serializeModel(m));
   fs.writeFileSync(path.join(dir, 'd.jsonl'), `${JSON.stringify({ input_ids: [5, 6], pos: [0, 1], ner: [0, 0] })}\n`);
   const line = `grl-onnx: ${file}: invalid model: initializer '${BIAS}' has unknown data type 99\n`;
-  for (const args of [['heads', 'add', file, '--head', 'topic:4:seq', '-o', path.join(dir, 'h.onnx')], ['artifacts', file, '--loss', 'pos', '-o', path.join(dir, 'art')], ['train', file, '--data', path.join(dir, 'd.jsonl'), '--loss', 'pos', '--lr', '1e-3', '--steps', '1', '--batch-size', '1', '--out', path.join(dir, 'run')]]) {
+  for (const args of [['heads', 'add', file, '--head', 'topic:4:seq', '-o', path.join(dir, 'h.onnx')], ['erase', file, '--data', path.join(dir, 'd.jsonl'), '--label', 'pos', '--method', 'leace', '-o', path.join(dir, 'e.onnx')], ['artifacts', file, '--loss', 'pos', '-o', path.join(dir, 'art')], ['train', file, '--data', path.join(dir, 'd.jsonl'), '--loss', 'pos', '--lr', '1e-3', '--steps', '1', '--batch-size', '1', '--out', path.join(dir, 'run')]]) {
     const c = capture();
     expect(await runCli(args, c.io)).toBe(1);
     expect(c.err.join('')).toBe(line);
@@ -131,6 +131,12 @@ describe("grl-onnx's own outputs pass the checker", () => {
 
   test.each(['zoo', 'encoders'].flatMap((d) => fs.readdirSync(path.join(MODELS, d)).filter((f) => f.endsWith('.onnx')).map((f) => `${d}/${f}`)))('%s passes', (f) => {
     expect(validateModel(loadModel(path.join(MODELS, f))).map(findingText)).toEqual([]);
+  });
+
+  test('erase (LEACE on the tiny tagger): the output passes', async () => {
+    const out = path.join(dir, 'erased.onnx');
+    expect(await runCli(['erase', path.join(MODELS, 'tiny-tagger.onnx'), '--data', path.join(ROOT, 'data', 'dev.jsonl'), '--label', 'pos', '--method', 'leace', '--max-rows', '2000', '-o', out], capture().io)).toBe(0);
+    expect(validateModel(loadModel(out)).map(findingText)).toEqual([]);
   });
 
   test('heads add on an encoder: the output passes', async () => {

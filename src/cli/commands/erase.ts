@@ -60,6 +60,7 @@ export const eraseCommand: GrlCommand<EraseArgs> = {
     const { loadModel, saveModel } = await import('../../onnx/io');
     const { eraseModel } = await import('../../erase/run');
     const model = loadModel(args.model);
+    (await import('../../onnx/validate')).assertValidModel(model);
     const r = await eraseModel(model, {
       data: args.data, label: args.label, at: args.at, method: args.method, rank: args.rank, iterations: args.iterations, tolerance: args.tolerance,
       svdTol: args.svdTol, maxRows: args.maxRows, seed: args.seed, replace: args.replace, threads: args.threads, probe: { epochs: args.epochs, lr: args.lr },
