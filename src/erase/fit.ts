@@ -41,15 +41,20 @@ export interface FitEraserResult {
 export const MIN_ERASE_ROWS = 10;
 
 export function checkErasureFeatures(f: Features, numClasses: number | undefined, what: string): number {
-  if (f.rows < MIN_ERASE_ROWS) throw new GrlError(`${what}: too few examples: ${f.rows} labelled row${f.rows === 1 ? '' : 's'}, need at least ${MIN_ERASE_ROWS}`);
   let max = -1;
   for (let i = 0; i < f.rows; i++) max = Math.max(max, f.y[i]);
   const C = numClasses ?? max + 1;
   if (max >= C) throw new GrlError(`${what}: label ${max} is outside [0, ${C})`);
-  const counts = labelCounts(f.y, C);
+  checkClassCounts(f.rows < MIN_ERASE_ROWS ? [f.rows] : labelCounts(f.y, C), what);
+  return C;
+}
+
+/** Enough rows, and at least two classes among them. */
+export function checkClassCounts(counts: number[], what: string): void {
+  const rows = counts.reduce((a, b) => a + b, 0);
+  if (rows < MIN_ERASE_ROWS) throw new GrlError(`${what}: too few examples: ${rows} labelled row${rows === 1 ? '' : 's'}, need at least ${MIN_ERASE_ROWS}`);
   const present = counts.filter((c) => c > 0).length;
   if (present < 2) throw new GrlError(`${what}: the label has one class (every row is class ${counts.findIndex((c) => c > 0)}); there is nothing to erase`);
-  return C;
 }
 
 /** Only random erasure takes a rank; the others find theirs. */

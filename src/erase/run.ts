@@ -8,9 +8,11 @@ import { GrlError } from '../onnx/errors';
 import { extractFeatures } from '../probe/features';
 import { sampleRows } from '../probe/probe';
 import type { EraseMethod } from './eraser';
-import { FitEraserResult, checkRankOption, fitEraser } from './fit';
+import { FitEraserResult, checkClassCounts, checkRankOption, fitEraser } from './fit';
+import { DEFAULT_LEACE_SVD_TOL, LeaceFitter } from './leace';
+import type { Example } from '../data/jsonl';
 import { EraserRecord, eraserAt, removeEraser, spliceEraser } from './splice';
-import { erasureTarget, loadErasureExamples } from './target';
+import { ErasureTarget, erasureTarget, loadErasureExamples } from './target';
 
 export interface EraseModelOptions {
   data: string;
@@ -30,6 +32,12 @@ export interface EraseModelOptions {
   threads?: number;
   /** INLP's probe: epochs, learning rate, batch size. */
   probe?: { epochs?: number; lr?: number; batchSize?: number };
+  /**
+   * LEACE without maxRows streams: the encodings of this many examples at a time go into
+   * the running statistics and are dropped (default 2048), so the feature set never has to
+   * fit in memory.
+   */
+  streamExamples?: number;
 }
 
 export interface EraseModelResult {
@@ -65,16 +73,52 @@ export async function eraseModel(model: Model, opts: EraseModelOptions): Promise
   const target = existing ? erasureTarget(base, opts.label, probeTarget.tensor) : probeTarget;
   const examples = loadErasureExamples(opts.data, target.spec);
   const session = opts.threads ? { intraOpNumThreads: opts.threads } : undefined;
-  const all = await extractFeatures(base, examples, target.spec, { tensor: target.tensor, label: target.label, tokenLevel: target.tokenLevel, session });
-  const features = sampleRows(all, opts.maxRows, seed);
+  const fopts = { tensor: target.tensor, label: target.label, tokenLevel: target.tokenLevel, session };
   const what = `${opts.data}, label '${target.label}' at '${target.tensor}'`;
-  const fit = await fitEraser(features, {
-    method: opts.method, numClasses: target.numClasses, rank: opts.rank, iterations: opts.iterations, tolerance: opts.tolerance,
-    svdTol: opts.svdTol, seed, what, probe: { ...opts.probe, threads: opts.threads },
-  });
+  let fit: FitEraserResult;
+  let rows: EraseModelResult['rows'];
+  if (opts.method === 'leace' && opts.maxRows === undefined) {
+    fit = await streamLeace(base, examples, target, fopts, what, opts);
+    rows = { available: fit.stats.rows as number, used: fit.stats.rows as number };
+  } else {
+    const all = await extractFeatures(base, examples, target.spec, fopts);
+    const features = sampleRows(all, opts.maxRows, seed);
+    fit = await fitEraser(features, {
+      method: opts.method, numClasses: target.numClasses, rank: opts.rank, iterations: opts.iterations, tolerance: opts.tolerance,
+      svdTol: opts.svdTol, seed, what, probe: { ...opts.probe, threads: opts.threads },
+    });
+    rows = { available: all.rows, used: features.rows };
+  }
   const spliced = spliceEraser(base, fit.eraser, {
     tensor: target.tensor,
-    fit: { label: target.label, data: opts.data, dataSha256: fileSha256(opts.data), rows: features.rows, classes: fit.numClasses, seed, ...fit.stats },
+    fit: { label: target.label, data: opts.data, dataSha256: fileSha256(opts.data), rows: rows.used, classes: fit.numClasses, seed, ...fit.stats },
   });
-  return { model: spliced.model, record: spliced.record, replaced: existing, fit, tensor: target.tensor, label: target.label, rows: { available: all.rows, used: features.rows } };
+  return { model: spliced.model, record: spliced.record, replaced: existing, fit, tensor: target.tensor, label: target.label, rows };
+}
+
+/** LEACE over the data in chunks of examples: only the d × d statistics stay in memory. */
+async function streamLeace(model: Model, examples: Example[], target: ErasureTarget, fopts: Parameters<typeof extractFeatures>[3], what: string, opts: EraseModelOptions): Promise<FitEraserResult> {
+  const C = target.numClasses ?? largestLabel(examples, target.label) + 1;
+  const chunk = Math.max(1, opts.streamExamples ?? 2048);
+  let fitter: LeaceFitter | undefined;
+  for (let s = 0; s < examples.length; s += chunk) {
+    const f = await extractFeatures(model, examples.slice(s, s + chunk), target.spec, fopts);
+    if (!f.rows) continue;
+    fitter ??= new LeaceFitter(f.dim, Math.max(C, 1), { svdTol: opts.svdTol ?? DEFAULT_LEACE_SVD_TOL });
+    fitter.update(f.x, f.y, f.rows);
+  }
+  checkClassCounts(fitter ? fitter.stats.classCounts : [0], what);
+  const { eraser, stats } = (fitter as LeaceFitter).fit();
+  return { eraser, numClasses: C, stats: { ...stats } };
+}
+
+/** The largest class id of a label in the data (-100 and other negatives are ignored). */
+function largestLabel(examples: Example[], label: string): number {
+  let max = -1;
+  for (const e of examples) {
+    const v = e.labels[label];
+    if (typeof v === 'number') max = Math.max(max, v);
+    else if (v) for (let i = 0; i < v.length; i++) max = Math.max(max, v[i]);
+  }
+  return max;
 }

@@ -17,7 +17,7 @@ import { trainProbe } from '../../src/probe/probe';
 import { majorityBaseline } from '../../src/probe/baselines';
 import { erasureTarget } from '../../src/erase/target';
 import { fitLeace } from '../../src/erase/leace';
-import { applyEraser } from '../../src/erase/eraser';
+import { applyEraser, denseEraser } from '../../src/erase/eraser';
 import { eraseModel } from '../../src/erase/run';
 import { classMeans, leastSquaresProbe, maxAbsDiff, maxMeanGap } from './helpers';
 
@@ -81,6 +81,15 @@ describe('LEACE on the tiny tagger\'s encodings (pos)', () => {
     const g = await extractFeatures(r.model, parseJsonl(fs.readFileSync(file, 'utf8'), file, target.spec), target.spec, { tensor: target.tensor, label: 'pos', tokenLevel: true });
     expect(g.rows).toBe(f.rows);
     expect(maxAbsDiff(g.x, erased)).toBeLessThan(1e-4);
+  });
+
+  test('eraseModel streams LEACE in chunks of examples: the same eraser as fitting all rows at once', async () => {
+    const r = await eraseModel(TAGGER, { data: file, label: 'pos', method: 'leace', streamExamples: 37 });
+    expect(r.rows).toEqual({ available: f.rows, used: f.rows });
+    const a = denseEraser(r.fit.eraser);
+    const b = denseEraser(fit.eraser);
+    expect(maxAbsDiff(a.p, b.p)).toBeLessThan(1e-9);
+    expect(maxAbsDiff(a.c as Float64Array, b.c as Float64Array)).toBeLessThan(1e-9);
   });
 
   test('an encoder-only model (no heads, output last_hidden_state): default tensor and classes come from it and the data', async () => {
