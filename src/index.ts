@@ -43,6 +43,10 @@ export { train } from './train/trainer';
 export type { TrainerOptions, TrainerHooks, StepRecord, EvalRecord, TrainSummary } from './train/trainer';
 export { loadJsonl, makeBatch } from './data/jsonl';
 export type { DataSpec, Example, Batch } from './data/jsonl';
+export { Masker, EVAL_STREAM } from './data/masking';
+export type { MaskingOptions, MaskedIds } from './data/masking';
+export { mlmHeads } from './train/mlm';
+export type { MlmOptions, MlmTokenizer } from './train/mlm';
 
 // Tokenizers and corpora
 export { loadTokenizer, alignWords, truncateEncoding } from './tokenize';

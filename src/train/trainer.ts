@@ -6,6 +6,7 @@
 // eval and atomic checkpoints on a cadence, and the trained inference model.
 // Heads are cross-entropy (accuracy reported) or MSE regression (loss and mean
 // absolute error reported; its labels take the output's static shape, NaN = ignore).
+// MLM heads get labels made by masking input_ids per example (src/train/mlm.ts).
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
@@ -15,7 +16,6 @@ import { Graph } from '../onnx/graph';
 import { dimsOf } from '../onnx/tensor';
 import { patchModel } from '../patch/patch';
 import { buildTrainingGraph, TrainingGraph } from '../grad/training';
-import type { LossKind } from '../grad/losses';
 import { inferShapes, observeUnknownRanks } from '../onnx/shapes';
 import type { Dim } from '../grad/types';
 import { writeArtifacts, ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
@@ -28,6 +28,7 @@ import { checkBatchMemory, sequenceLimit } from '../onnx/limits';
 import { writeFileAtomic } from '../onnx/io';
 import { RunFolder } from './run-folder';
 import { assertValidModel } from '../onnx/validate';
+import { MlmOptions, TrainLossKind, corpusFor, feedSpec, mlmHeads, readSpec, setupMlm } from './mlm';
 
 export interface TrainerOptions {
   /** Model path or loaded model. Ignored when resuming (the run folder has the artifacts). */
@@ -36,8 +37,14 @@ export interface TrainerOptions {
   eval?: string;
   /** Read data/eval as corpora through a tokenizer (src/data/examples.ts); default: ids JSONL. */
   corpus?: CorpusOptions;
-  /** Loss heads: `kind` 'ce' (default, softmax cross-entropy) or 'mse' (float regression targets). */
-  losses: { head: string; weight?: number; kind?: LossKind }[];
+  /**
+   * Loss heads: `kind` 'ce' (default, softmax cross-entropy), 'mse' (float regression targets) or
+   * 'mlm' (cross-entropy on labels the trainer makes by masking input_ids; src/train/mlm.ts). A head
+   * whose output is `mlm_logits` (or whose metadata says kind 'mlm') is 'mlm' unless a kind is given.
+   */
+  losses: { head: string; weight?: number; kind?: TrainLossKind }[];
+  /** MLM masking: mask token, special ids, rate (defaults from `corpus.tokenizer`). */
+  mlm?: MlmOptions;
   /** Splice GRLs on these heads first (if the model has none there yet). */
   heads?: { name: string; lambda?: number }[];
   lambdaSchedule?: string;
@@ -303,7 +310,7 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
     const { hints: shapeHints } = await observeUnknownRanks(model);
     const built = buildTrainingGraph(model, {
       shapeHints,
-      losses: opts.losses.map((l) => ({ head: l.head, weight: l.weight ?? 1, kind: l.kind })),
+      losses: opts.losses.map((l) => ({ head: l.head, weight: l.weight ?? 1, kind: l.kind === 'mlm' ? 'ce' : l.kind })),
       freeze: opts.freeze,
       trainable: opts.trainable,
       rowSparseGradients: true,
@@ -325,10 +332,14 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
   }
 
   // All data is validated before anything is written or trained.
-  const spec: DataSpec = { ...dataSpecFor(tg, limits, mseLayouts(shapesFrom, tg.heads)), sequenceLimit: sequenceLimit(shapesFrom), truncate: opts.truncate };
+  const mlm = setupMlm(mlmHeads(opts.losses, tg.heads, shapesFrom), tg, limits, { mlm: opts.mlm, tokenizer: opts.corpus?.tokenizer, seed: opts.seed });
+  const spec: DataSpec = { ...feedSpec(dataSpecFor(tg, limits, mseLayouts(shapesFrom, tg.heads)), mlm), sequenceLimit: sequenceLimit(shapesFrom), truncate: opts.truncate };
+  // MLM labels are not in the data: the masking makes them.
+  const dataSpec = readSpec(spec, mlm);
   const corpus = opts.corpus && corpusForModel(opts.corpus, shapesFrom);
-  const trainSet = opts.trainExamples ?? loadExamples(opts.data, spec, corpus);
-  const evalSet = opts.evalExamples ?? (opts.eval ? loadExamples(opts.eval, spec, corpus && corpusForEval(corpus, opts.data)) : undefined);
+  const trainSet = opts.trainExamples ?? loadExamples(opts.data, dataSpec, corpusFor(opts.data, corpus, dataSpec));
+  const evalData = opts.evalExamples ?? (opts.eval ? loadExamples(opts.eval, dataSpec, corpusFor(opts.eval, corpus && corpusForEval(corpus, opts.data), dataSpec)) : undefined);
+  const evalSet = evalData && mlm ? mlm.eval(evalData) : evalData;
   checkBatchMemory(shapesFrom, Math.min(opts.batchSize, trainSet.length), trainSet.reduce((m, e) => Math.max(m, e.length), 1));
   folder.claim();
   for (const n of folder.notes) hooks.onWarning?.(n);
@@ -386,7 +397,9 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
         let total = 0;
         await session.lazyResetGrad();
         for (let m = 0; m < accum; m++) {
-          const batch = makeBatch(order.batch(step * accum + m).map((i) => trainSet[i]), spec);
+          const k = step * accum + m;
+          const epoch = Math.floor(k / order.batchesPerEpoch);
+          const batch = makeBatch(order.batch(k).map((i) => (mlm ? mlm.train(trainSet[i], epoch, i) : trainSet[i])), spec);
           const res = await session.runTrainStep(batchFeeds(batch, spec, tg.heads));
           total += scalar(res[tg.outputs.loss]) / accum;
           for (const h of tg.heads) {
@@ -441,7 +454,7 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
     } finally {
       fs.closeSync(metrics);
     }
-    writeFileAtomic(at(RUN_FILES.config), `${JSON.stringify({ ...opts, model: typeof opts.model === 'string' ? opts.model : opts.model.source, trainExamples: undefined, evalExamples: undefined, totalSteps }, null, 1)}\n`);
+    writeFileAtomic(at(RUN_FILES.config), `${JSON.stringify({ ...opts, model: typeof opts.model === 'string' ? opts.model : opts.model.source, trainExamples: undefined, evalExamples: undefined, corpus: opts.corpus && { ...opts.corpus, tokenizer: typeof opts.corpus.tokenizer === 'string' ? opts.corpus.tokenizer : opts.corpus.tokenizer.file }, totalSteps }, null, 1)}\n`);
     return {
       steps: session.optimizerStep - startStep,
       startStep,

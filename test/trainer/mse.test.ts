@@ -349,7 +349,7 @@ describe('grl-onnx train with --loss HEAD:WEIGHT:mse', () => {
     const { io, err } = captureIO();
     const code = await runCli(['train', modelPath('classifier'), '--data', path.join(dir, 'none.jsonl'), '--loss', 'cls:0.5:foo', '--lr', '1', '--steps', '1', '--batch-size', '1', '--out', path.join(dir, 'run')], io);
     expect(code).not.toBe(0);
-    expect(err.join('')).toMatch(/--loss cls:0\.5:foo: kind must be ce or mse\n$/);
+    expect(err.join('')).toMatch(/--loss cls:0\.5:foo: kind must be ce, mse or mlm\n$/);
     expect(err.join('').trim().split('\n')).toHaveLength(1);
   });
 });

@@ -9,6 +9,7 @@ import { CorpusArgs, corpusFromArgs, withCorpusOptions } from '../corpus';
 import { parseHeadSpec } from './patch';
 import type { StepRecord, EvalRecord, HeadMetrics } from '../../train/trainer';
 import type { LossKind } from '../../grad/losses';
+import type { TrainLossKind } from '../../train/mlm';
 
 interface TrainArgs extends CorpusArgs {
   model: string;
@@ -41,30 +42,52 @@ interface TrainArgs extends CorpusArgs {
   truncate?: boolean;
   threads?: number;
   json?: boolean;
+  maskTokenId?: number;
+  specialIds?: number[];
+  mlmProbability?: number;
 }
 
-const LOSS_KINDS: readonly string[] = ['ce', 'mse'];
+/** `--special-ids 0,100,101`: comma-separated non-negative integers. */
+export function parseIdList(v: string | string[]): number[] {
+  const out: number[] = [];
+  for (const part of ([] as string[]).concat(v).join(',').split(',')) {
+    if (!part.trim()) continue;
+    const x = Number(part);
+    if (!Number.isInteger(x) || x < 0) throw new GrlError(`--special-ids: '${part}' is not a token id (a non-negative integer)`);
+    out.push(x);
+  }
+  return out;
+}
+
+const LOSS_KINDS: readonly LossKind[] = ['ce', 'mse'];
+/** `train` also takes 'mlm': cross-entropy on labels the trainer makes by masking (src/train/mlm.ts). */
+const TRAIN_LOSS_KINDS: readonly TrainLossKind[] = ['ce', 'mse', 'mlm'];
 const isNumber = (s: string) => s.trim() !== '' && Number.isFinite(Number(s));
+const either = (xs: readonly string[]) => `${xs.slice(0, -1).join(', ')} or ${xs[xs.length - 1]}`;
 
 /** `HEAD[:WEIGHT][:ce|mse]`: `pos`, `pos:0.5`, `score:mse`, `score:0.5:mse` → head, weight and kind. */
-export function parseLossSpec(spec: string): { head: string; weight: number; kind?: LossKind } {
+export const parseLossSpec = (spec: string) => parseLossSpecOf(spec, LOSS_KINDS);
+/** `train`'s `HEAD[:WEIGHT][:ce|mse|mlm]`. */
+export const parseTrainLossSpec = (spec: string) => parseLossSpecOf(spec, TRAIN_LOSS_KINDS);
+
+function parseLossSpecOf<K extends string>(spec: string, kinds: readonly K[]): { head: string; weight: number; kind?: K } {
   let rest = spec;
-  let kind: LossKind | undefined;
+  let kind: K | undefined;
   const last = rest.lastIndexOf(':');
-  if (last > 0 && LOSS_KINDS.includes(rest.slice(last + 1))) {
-    kind = rest.slice(last + 1) as LossKind;
+  if (last > 0 && (kinds as readonly string[]).includes(rest.slice(last + 1))) {
+    kind = rest.slice(last + 1) as K;
     rest = rest.slice(0, last);
   } else if (last > 0 && !isNumber(rest.slice(last + 1))) {
     const before = rest.lastIndexOf(':', last - 1);
-    if (before > 0 && isNumber(rest.slice(before + 1, last))) throw new GrlError(`--loss ${spec}: kind must be ce or mse`);
-    throw new GrlError(`--loss ${spec}: '${rest.slice(last + 1)}' is neither a weight nor a kind (ce or mse); expected HEAD[:WEIGHT][:ce|mse]`);
+    if (before > 0 && isNumber(rest.slice(before + 1, last))) throw new GrlError(`--loss ${spec}: kind must be ${either(kinds)}`);
+    throw new GrlError(`--loss ${spec}: '${rest.slice(last + 1)}' is neither a weight nor a kind (${either(kinds)}); expected HEAD[:WEIGHT][:${kinds.join('|')}]`);
   }
   const k = rest.lastIndexOf(':');
   if (k <= 0) return { head: rest, weight: 1, ...(kind ? { kind } : {}) };
   const w = rest.slice(k + 1);
   if (!isNumber(w)) throw new GrlError(`--loss ${spec}: the weight must be a finite number`);
   const head = rest.slice(0, k);
-  const misplaced = LOSS_KINDS.find((kd) => head.endsWith(`:${kd}`));
+  const misplaced = kinds.find((kd) => head.endsWith(`:${kd}`));
   if (misplaced && !kind) throw new GrlError(`--loss ${spec}: the kind goes last: ${head.slice(0, -misplaced.length - 1)}:${w}:${misplaced}`);
   return { head, weight: Number(w), ...(kind ? { kind } : {}) };
 }
@@ -95,9 +118,12 @@ export const trainCommand: GrlCommand<TrainArgs> = {
   builder: (y: Argv) =>
     withCorpusOptions(y, { label: true })
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model (patched, or give --head to patch on the fly)' })
-      .option('data', { type: 'string', demandOption: true, describe: 'Training data: ids JSON Lines, or a corpus with --tokenizer' })
+      .option('data', { type: 'string', demandOption: true, describe: 'Training data: ids JSON Lines, or a corpus with --tokenizer (plain text for MLM: *.txt or --format text)' })
       .option('eval', { type: 'string', describe: 'Dev data, JSON Lines' })
-      .option('loss', { type: 'string', coerce: repeatable, demandOption: true, describe: 'Loss head HEAD[:WEIGHT][:ce|mse]: cross-entropy (default) or mean-squared error (repeatable)' })
+      .option('loss', { type: 'string', coerce: repeatable, demandOption: true, describe: 'Loss head HEAD[:WEIGHT][:ce|mse|mlm]: cross-entropy (default), mean-squared error, or masked LM (default for an mlm_logits head) (repeatable)' })
+      .option('mask-token-id', { type: 'number', describe: 'MLM: the mask token id (default: the tokenizer\'s)' })
+      .option('special-ids', { type: 'string', coerce: parseIdList, describe: 'MLM: ids never masked, comma-separated (default: the tokenizer\'s special tokens)' })
+      .option('mlm-probability', { type: 'number', describe: 'MLM: fraction of tokens predicted per sequence (default 0.15)' })
       .option('head', { type: 'string', coerce: repeatable, describe: 'Splice a GRL on HEAD[:LAMBDA] first (repeatable)' })
       .option('lambda-schedule', { type: 'string', default: 'constant', describe: 'constant | dann | linear:WARMUP_STEPS' })
       .option('optimizer', { choices: ['adamw', 'sgd'] as const, default: 'adamw' as const })
@@ -148,13 +174,14 @@ export const trainCommand: GrlCommand<TrainArgs> = {
       const summary = await train(
         {
           model: args.model, data: args.data, eval: args.eval,
-          losses: args.loss.map(parseLossSpec), heads,
+          losses: args.loss.map(parseTrainLossSpec), heads,
           lambdaSchedule: args.lambdaSchedule, optimizer: args.optimizer, lr: args.lr, momentum: args.momentum,
           weightDecay: args.weightDecay, lrSchedule: args.lrSchedule, warmup: args.warmup, gradClip: args.gradClip,
           gradAccum: args.gradAccum, freeze: args.freeze, trainable: args.trainable, steps: args.steps, epochs: args.epochs,
           batchSize: args.batchSize, shuffle: args.shuffle, seed: args.seed, evalEvery: args.evalEvery,
           checkpointEvery: args.checkpointEvery, resume: args.resume, overwrite: args.overwrite, out: args.out ?? (args.resume as string),
           skipNonfinite: args.skipNonfinite, truncate: args.truncate, threads: args.threads, corpus: corpusFromArgs(args, io),
+          mlm: { maskTokenId: args.maskTokenId, specialIds: args.specialIds, probability: args.mlmProbability },
         },
         {
           onStart: (info) => {
