@@ -11,6 +11,7 @@ import type { EraseMethod } from './eraser';
 import { FitEraserResult, checkClassCounts, checkRankOption, fitEraser } from './fit';
 import { DEFAULT_LEACE_SVD_TOL, LeaceFitter } from './leace';
 import type { Example } from '../data/jsonl';
+import type { CorpusOptions } from '../data/examples';
 import { EraserRecord, eraserAt, removeEraser, spliceEraser } from './splice';
 import { ErasureTarget, erasureTarget, loadErasureExamples } from './target';
 
@@ -38,6 +39,8 @@ export interface EraseModelOptions {
    * fit in memory.
    */
   streamExamples?: number;
+  /** Read `data` as a corpus through a tokenizer (`labels`: ['pos=upos']); ids JSONL needs none. */
+  corpus?: CorpusOptions;
 }
 
 export interface EraseModelResult {
@@ -71,7 +74,7 @@ export async function eraseModel(model: Model, opts: EraseModelOptions): Promise
     base = removeEraser(model, probeTarget.tensor).model;
   }
   const target = existing ? erasureTarget(base, opts.label, probeTarget.tensor) : probeTarget;
-  const examples = loadErasureExamples(opts.data, target.spec);
+  const examples = loadErasureExamples(opts.data, target.spec, opts.corpus, base);
   const session = opts.threads ? { intraOpNumThreads: opts.threads } : undefined;
   const fopts = { tensor: target.tensor, label: target.label, tokenLevel: target.tokenLevel, session };
   const what = `${opts.data}, label '${target.label}' at '${target.tensor}'`;

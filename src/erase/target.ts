@@ -4,7 +4,8 @@
 // (an encoder-only model: token level from the tensor's rank, classes from the data).
 import type { Model } from '../onnx/io';
 import { GrlError } from '../onnx/errors';
-import { DataSpec, Example, loadJsonl } from '../data/jsonl';
+import type { DataSpec, Example } from '../data/jsonl';
+import { CorpusOptions, corpusForModel, loadExamples } from '../data/examples';
 import { HeadInfo, analyzeHeads, resolveHead } from '../patch/heads';
 import { headShape, taggerSpec } from '../experiment/models';
 import { dataSpecFor, embeddingLimits } from '../train/trainer';
@@ -71,9 +72,10 @@ export function erasureTarget(model: Model, label: string, at?: string): Erasure
 }
 
 /**
- * The examples to fit on. One loader for every data format: JSONL with ids and labels today;
- * other corpus formats plug in here.
+ * The examples to fit on, through the project's one data loader: ids JSONL, or with `corpus`
+ * (a tokenizer and `label=COLUMN`) a corpus file tokenized in memory, with the label names
+ * the model carries.
  */
-export function loadErasureExamples(file: string, spec: DataSpec): Example[] {
-  return loadJsonl(file, spec);
+export function loadErasureExamples(file: string, spec: DataSpec, corpus?: CorpusOptions, model?: Model): Example[] {
+  return loadExamples(file, spec, corpus && model ? corpusForModel(corpus, model) : corpus);
 }

@@ -98,6 +98,26 @@ describe('grl-onnx erase', () => {
     expect(fs.existsSync(p('bad.onnx'))).toBe(false);
   });
 
+  test('a corpus through a tokenizer on an encoder export: --tokenizer, --label NAME=COLUMN, last_hidden_state', async () => {
+    const words = p('words.jsonl');
+    fs.writeFileSync(words, fs.readFileSync(path.join(ROOT, 'data/words/dev.jsonl'), 'utf8').split('\n').slice(0, 80).join('\n'));
+    const a = io();
+    const code = await runCli(['erase', path.join(ROOT, 'models/encoders/bert-encoder.onnx'), '--data', words, '--tokenizer', path.join(ROOT, 'models/bert-base-uncased-tokenizer.json'),
+      '--label', 'pos=pos', '--method', 'leace', '--json', '-o', p('bert-erased.onnx')], a.io);
+    expect(a.err.join('')).toBe('');
+    expect(code).toBe(0);
+    const j = JSON.parse(a.out.join(''));
+    expect(j.eraser).toMatchObject({ method: 'leace', tensor: 'last_hidden_state', input: 'last_hidden_state/before_erase', dim: 32, fit: { label: 'pos', data: words } });
+    expect(j.eraser.fit.classes).toBeGreaterThan(5);
+    expect(j.eraser.rank).toBe(j.eraser.fit.classes - 1);
+  });
+
+  test('corpus options without --tokenizer are one line', async () => {
+    const r = await cli(['--label', 'pos', '--method', 'leace', '--format', 'conllu', '-o', p('bad.onnx')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('grl-onnx: --format needs --tokenizer (the data is read as a corpus only with a tokenizer)\n');
+  });
+
   test('refuses to overwrite the input model', async () => {
     const copy = p('copy.onnx');
     fs.copyFileSync(MODEL, copy);

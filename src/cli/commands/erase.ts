@@ -4,9 +4,11 @@
 import type { Argv } from 'yargs';
 import { GrlError } from '../../onnx/errors';
 import { GrlCommand } from '../command';
+import { CorpusArgs, corpusFromArgs, withCorpusOptions } from '../corpus';
+import { splitLabel } from './probe';
 import type { EraseMethod } from '../../erase/eraser';
 
-interface EraseArgs {
+interface EraseArgs extends Omit<CorpusArgs, 'label'> {
   model: string;
   data: string;
   label: string;
@@ -36,10 +38,10 @@ export const eraseCommand: GrlCommand<EraseArgs> = {
   command: 'erase <model>',
   describe: 'Fit a linear concept eraser (LEACE, INLP or random directions) on the encodings at a tensor and splice it into the graph',
   builder: (y: Argv) =>
-    y
+    withCorpusOptions(y, { label: false })
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model' })
-      .option('data', { type: 'string', demandOption: true, describe: 'Data to fit on, JSON Lines with input ids and labels' })
-      .option('label', { type: 'string', demandOption: true, describe: 'The label to erase: a head of the model or a key in the data' })
+      .option('data', { type: 'string', demandOption: true, describe: 'Data to fit on: ids JSON Lines, or a corpus with --tokenizer' })
+      .option('label', { type: 'string', demandOption: true, describe: 'The label to erase: a head of the model or a key in the data; NAME=COLUMN with --tokenizer' })
       .option('at', { type: 'string', describe: 'Tensor to erase at (default: the hidden states the heads read, or last_hidden_state)' })
       .option('method', { choices: ['inlp', 'leace', 'random'] as const, demandOption: true })
       .option('rank', { type: 'number', describe: 'random: directions to remove (default: the rank INLP removes)' })
@@ -59,10 +61,12 @@ export const eraseCommand: GrlCommand<EraseArgs> = {
     for (const k of ['rank', 'iterations', 'maxRows', 'epochs', 'threads'] as const) positiveInt(k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), args[k]);
     const { loadModel, saveModel } = await import('../../onnx/io');
     const { eraseModel } = await import('../../erase/run');
+    const [label, column] = args.tokenizer ? splitLabel(args.label) : [args.label, undefined];
+    const corpus = corpusFromArgs({ ...args, label: undefined }, io, column ? [`${label}=${column}`] : []);
     const model = loadModel(args.model);
     (await import('../../onnx/validate')).assertValidModel(model);
     const r = await eraseModel(model, {
-      data: args.data, label: args.label, at: args.at, method: args.method, rank: args.rank, iterations: args.iterations, tolerance: args.tolerance,
+      corpus, data: args.data, label, at: args.at, method: args.method, rank: args.rank, iterations: args.iterations, tolerance: args.tolerance,
       svdTol: args.svdTol, maxRows: args.maxRows, seed: args.seed, replace: args.replace, threads: args.threads, probe: { epochs: args.epochs, lr: args.lr },
     });
     saveModel(r.model, args.output, { protect: [args.model] });

@@ -40,7 +40,7 @@ export function defaultEvalFile(data: string, given?: string): string {
 }
 
 /** `--label HEAD=COLUMN` (with --tokenizer): the head and the corpus column its labels come from. */
-function splitLabel(label: string): [string, string] {
+export function splitLabel(label: string): [string, string] {
   const k = label.indexOf('=');
   if (k <= 0 || k === label.length - 1) throw new GrlError(`--label ${label}: with --tokenizer give HEAD=COLUMN (e.g. pos=upos)`);
   return [label.slice(0, k), label.slice(k + 1)];
