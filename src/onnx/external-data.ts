@@ -5,8 +5,8 @@
 // need. A model that fails any of these is refused at load, on every load path.
 import * as fs from 'fs';
 import { ModelFormatError } from './errors';
-import { TensorProto } from './proto';
-import { dataTypeName, dimsOf, elementSize, numElements } from './tensor';
+import { AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto } from './proto';
+import { dataTypeName, dimsOf, elementSize, isExternal, numElements } from './tensor';
 import { externalDataPath } from './external-path';
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -43,4 +43,43 @@ export function checkExternalTensor(t: TensorProto, baseDir: string, source: str
   if (Number.isFinite(len) && offset + len > fileSize) {
     throw new ModelFormatError(source, `external data of tensor '${name}' runs past the end of '${location}' (${offset}+${len} > ${fileSize} bytes)`);
   }
+}
+
+/** The tensors a node's attributes hold (value of a Constant, ...) and the graphs they nest. */
+function attributeTensors(a: AttributeProto): TensorProto[] {
+  const sparse = [...(a.sparse_tensor ? [a.sparse_tensor] : []), ...(a.sparse_tensors ?? [])];
+  return [...(a.t ? [a.t] : []), ...(a.tensors ?? []), ...sparse.flatMap((s) => [s.values, s.indices].filter((t): t is TensorProto => !!t))];
+}
+
+/**
+ * Refuse external data anywhere but on the main graph's initializers: in a node attribute
+ * (a Constant's value), a subgraph's initializer or a sparse initializer. Saving copies
+ * and re-homes only the main initializers' external data, so any other location would be
+ * written into the output verbatim, relative to a different folder. The location rules
+ * are checked first, so an escaping location gets that (more specific) line.
+ */
+export function refuseNestedExternalData(proto: ModelProto, baseDir: string, source: string): void {
+  const refuse = (t: TensorProto, where: string, unnamed = where): void => {
+    if (!isExternal(t)) return;
+    // Attribute tensors are usually unnamed: name them by the attribute and node.
+    const named = t.name ? t : { ...t, name: unnamed };
+    checkExternalTensor(named, baseDir, source);
+    throw new ModelFormatError(source, `tensor '${named.name}' (${where}) has external data; grl-onnx reads external data only for the main graph's initializers (save the model with that tensor inline)`);
+  };
+  const nodes = (ns: NodeProto[] | undefined, scope: string): void => {
+    for (const n of ns ?? []) {
+      for (const a of n.attribute ?? []) {
+        const node = n.name || n.output?.[0] || '?';
+        for (const t of attributeTensors(a)) refuse(t, `attribute '${a.name ?? '?'}' of node '${node}'${scope}`, `${node}.${a.name ?? '?'}`);
+        for (const g of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) graph(g, false, ` in a subgraph of node '${node}'${scope}`);
+      }
+    }
+  };
+  const graph = (g: GraphProto, main: boolean, scope: string): void => {
+    if (!main) for (const t of g.initializer ?? []) refuse(t, `an initializer${scope}`);
+    for (const s of g.sparse_initializer ?? []) for (const t of [s.values, s.indices]) if (t) refuse(t, `a sparse initializer${scope}`);
+    nodes(g.node, scope);
+  };
+  if (proto.graph) graph(proto.graph, true, '');
+  for (const f of proto.functions ?? []) nodes(f.node, ` in function '${f.name ?? '?'}'`);
 }

@@ -15,7 +15,7 @@ import * as protobuf from 'protobufjs';
 import { GraphProto, ModelProto, TensorProto, messageType, toNumber, DATA_LOCATION_EXTERNAL } from './proto';
 import { GrlError, ModelFormatError } from './errors';
 import { externalBaseDir, externalRef, isExternal, setExternalBaseDir, tensorByteLength, tensorBytes } from './tensor';
-import { checkExternalTensor } from './external-data';
+import { checkExternalTensor, refuseNestedExternalData } from './external-data';
 import { checkDataFileName } from './external-path';
 
 export interface Model {
@@ -109,6 +109,7 @@ function decodeModel(buf: Buffer, source: string, baseDir?: string): Model {
     checkExternalTensor(t, baseDir ?? '.', source);
     if (baseDir !== undefined) setExternalBaseDir(t, baseDir);
   }
+  refuseNestedExternalData(proto, baseDir ?? '.', source);
   return model;
 }
 

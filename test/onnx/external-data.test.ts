@@ -154,3 +154,39 @@ describe('saves choose their own data file names', () => {
     expect(fs.existsSync(path.join(dir, 'x.data'))).toBe(false);
   });
 });
+
+describe('external data outside the main initializers (a Constant value, a subgraph)', () => {
+  /** The tagger with its first 8-byte Constant's value moved to external data at `location`. */
+  function constantModel(location: string): { file: string; node: string } {
+    const m = loadModel(TAGGER);
+    const n = (m.proto.graph?.node ?? []).find((x) => x.op_type === 'Constant' && (x.attribute?.[0]?.t?.raw_data?.length ?? 0) === 8);
+    const t = n?.attribute?.[0]?.t as TensorProto;
+    delete t.raw_data;
+    t.data_location = DATA_LOCATION_EXTERNAL;
+    t.external_data = [{ key: 'location', value: location }, { key: 'offset', value: '0' }, { key: 'length', value: '8' }];
+    const file = path.join(modelDir, 'model.onnx');
+    fs.writeFileSync(file, serializeModel(m));
+    return { file, node: n?.name as string };
+  }
+
+  test('an escaping location in a Constant is refused by inspect, patch and train; nothing is written', async () => {
+    const { file, node } = constantModel('../secret.txt');
+    const before = snapshot(dir);
+    for (const args of [
+      ['inspect', file],
+      ['patch', file, '--head', 'pos', '-o', path.join(dir, 'out.onnx')],
+      ['train', file, '--data', path.join(dir, 'd.jsonl'), '--loss', 'pos', '--lr', '1e-3', '--steps', '1', '--batch-size', '1', '--out', path.join(dir, 'run')],
+    ]) {
+      const c = capture();
+      expect([args[0], await runCli(args, c.io)]).toEqual([args[0], 1]);
+      expect(c.err.join('')).toBe(`grl-onnx: ${file}: tensor '${node}.value' has external data at '../secret.txt', a location with a '..' component; external data must be a file inside the model's folder\n`);
+    }
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  test('an inside location in a Constant is refused too: saves re-home only main initializers', () => {
+    fs.writeFileSync(path.join(modelDir, 'w.bin'), Buffer.alloc(8));
+    const { file, node } = constantModel('w.bin');
+    expect(() => loadModel(file)).toThrow(`tensor '${node}.value' (attribute 'value' of node '${node}') has external data; grl-onnx reads external data only for the main graph's initializers`);
+  });
+});
