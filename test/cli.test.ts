@@ -41,6 +41,26 @@ afterEach(() => {
 });
 
 describe('in-process CLI', () => {
+  it('train and artifacts on a model with an op that has no gradient rule: one line, exit 1, nothing written', async () => {
+    const m = loadModel(TAGGER);
+    const sm = (m.proto.graph?.node ?? []).find((n) => n.op_type === 'Softmax');
+    if (!sm) throw new Error('the tagger has a Softmax');
+    sm.op_type = 'Hardmax';
+    const model = path.join(dir, 'hard.onnx');
+    fs.writeFileSync(model, serializeModel(m));
+    const data = path.join(dir, 'd.jsonl');
+    fs.writeFileSync(data, `${JSON.stringify({ input_ids: [5, 6, 7], pos: [0, 1, 2], ner: [0, 0, 0] })}\n`);
+    for (const args of [
+      ['train', model, '--data', data, '--loss', 'pos', '--lr', '1e-3', '--steps', '1', '--batch-size', '1', '--out', path.join(dir, 'run')],
+      ['artifacts', model, '--loss', 'pos', '-o', path.join(dir, 'art')],
+    ]) {
+      const r = await cli(args);
+      expect([args[0], r.code]).toEqual([args[0], 1]);
+      expect(r.stderr).toMatch(new RegExp(`^grl-onnx: no gradient rule for op Hardmax \\(node '${sm.name}', opset \\d+\\); \`grl-onnx inspect\` lists the ops on a gradient path that have none\n$`));
+    }
+    expect(fs.readdirSync(dir).sort()).toEqual(['d.jsonl', 'hard.onnx']);
+  });
+
   it('--help lists the commands; patch --help lists its options; --version', async () => {
     const help = await cli(['--help']);
     expect(help.code).toBe(0);

@@ -3,6 +3,7 @@
 // forward node through a RuleContext, emits new nodes through ctx.emit, and
 // returns one gradient tensor name (or null) per forward input.
 import { NodeProto } from '../onnx/proto';
+import { GrlError } from '../onnx/errors';
 import type { Emitter } from './emit';
 
 /** A static dimension: a number, a symbolic name, or null when unknown. */
@@ -57,10 +58,13 @@ export interface RuleEntry {
   minOpset?: number;
 }
 
-/** Thrown when generation meets an op without a rule; names op, node and opset. */
-export class UnsupportedOpError extends Error {
+/**
+ * Thrown when generation meets an op without a rule; names op, node and opset. A GrlError:
+ * the user's model is the cause, so the CLI prints it as one line, not as an unexpected error.
+ */
+export class UnsupportedOpError extends GrlError {
   constructor(readonly opType: string, readonly nodeName: string, readonly opset: number, readonly domain = '') {
-    super(`no gradient rule for op ${domain ? domain + '::' : ''}${opType} (node '${nodeName}', opset ${opset})`);
+    super(`no gradient rule for op ${domain ? domain + '::' : ''}${opType} (node '${nodeName}', opset ${opset}); \`grl-onnx inspect\` lists the ops on a gradient path that have none`);
     this.name = 'UnsupportedOpError';
   }
 }

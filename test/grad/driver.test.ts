@@ -6,6 +6,7 @@ import { float32Tensor } from '../../src/onnx/tensor';
 import { NodeProto, TensorProto } from '../../src/onnx/proto';
 import { differentiate, missingRules } from '../../src/grad/backward';
 import { UnsupportedOpError } from '../../src/grad/types';
+import { GrlError } from '../../src/onnx/errors';
 import { F, makeModel, session, valueInfo } from '../helpers/build';
 
 const W = [0.5, -1.5, 2];
@@ -106,7 +107,9 @@ describe('differentiate', () => {
     ]);
     const call = () => differentiate(graph, { seeds: new Map([['z', 'dz']]), wrt: ['W'], opset: 17 });
     expect(call).toThrow(UnsupportedOpError);
-    expect(call).toThrow("no gradient rule for op Hardmax (node 'my_hardmax', opset 17)");
+    // A GrlError, so the CLI prints one line (not "unexpected error" and a --debug hint).
+    expect(call).toThrow(GrlError);
+    expect(call).toThrow("no gradient rule for op Hardmax (node 'my_hardmax', opset 17); `grl-onnx inspect` lists the ops on a gradient path that have none");
     expect(missingRules(graph)).toEqual([{ op: 'Hardmax', domain: '', nodes: ['my_hardmax'] }]);
   });
 
