@@ -2,7 +2,8 @@
 // initializers (known data type, sane non-negative dims, byte length = elements ×
 // element size), names (no tensor produced twice, no duplicate initializer; a graph
 // input may share an initializer's name, as IR < 4 requires), every node input
-// defined (in a subgraph, the enclosing scopes count), no cycles, default-domain ops
+// defined (in a subgraph, the enclosing scopes count), no cycles, nodes in topological
+// order, default-domain ops
 // that exist at the model's opset, and attribute types for the ops with gradient
 // rules. `inspect` lists the findings; commands that write call assertValidModel.
 import { Model } from './io';
@@ -184,7 +185,15 @@ class Checker {
       done++;
       for (const c of consumers[k]) if (--waiting[c] === 0) ready.push(c);
     }
-    if (done === nodes.length) return;
+    if (done === nodes.length) {
+      // Acyclic but out of order: onnxruntime sorts it, but the ONNX IR requires a sorted
+      // node list, and our transformations (and onnx.checker) rely on it.
+      for (const [k, n] of nodes.entries()) {
+        const later = nodeReads(n).find((i) => i && (producer.get(i) ?? -1) > k);
+        if (later) return this.add(scope, `node ${this.label(n)}`, `reads '${later}', which a later node produces; the nodes must be in topological order`);
+      }
+      return;
+    }
     const stuck = nodes[waiting.findIndex((w) => w > 0)];
     this.add(scope, `node ${this.label(stuck)}`, `is on a cycle (it depends on its own output through ${nodes.length - done} node${nodes.length - done === 1 ? '' : 's'})`);
   }

@@ -44,6 +44,11 @@ const CASES: [string, (p: ModelProto) => void, string | RegExp][] = [
   ['an op newer than the opset', (p) => { node(p, (n) => n.op_type === 'Erf').op_type = 'Gelu'; }, /^node '[^']+' \(Gelu\) Gelu exists since opset 20, but the model imports opset 17$/],
   ['an input nothing produces', (p) => { node(p, (n) => n.output?.[0] === 'pos_logits').input = ['nowhere', BIAS]; }, /^node '[^']+' \(Add\) input 'nowhere' is not produced by any node, initializer or graph input$/],
   ['a cycle', (p) => { node(p, (n) => n.op_type === 'Gather' && n.input?.[1] === 'input_ids').input = [node(p, (n) => n.op_type === 'Gather' && n.input?.[1] === 'input_ids').input?.[0] ?? '', 'pos_logits']; }, /^node '[^']+' \([A-Za-z]+\) is on a cycle \(it depends on its own output through \d+ nodes\)$/],
+  ['nodes out of topological order (onnxruntime would sort them; patch blamed itself)', (p) => {
+    const nodes = p.graph?.node ?? [];
+    const k = nodes.findIndex((n) => n.output?.[0] === 'pos_logits');
+    nodes.unshift(...nodes.splice(k, 1));
+  }, /^node '[^']+' \(Add\) reads '[^']+', which a later node produces; the nodes must be in topological order$/],
   ['a tensor produced twice', (p) => { node(p, (n) => n.output?.[0] === 'ner_logits').output = ['pos_logits']; }, /^node '[^']+' \(Add\) output 'pos_logits' is also produced by node '[^']+' \(Add\)$/],
   ['a duplicate initializer', (p) => { p.graph?.initializer?.push({ ...init(p, BIAS) }); }, `initializer '${BIAS}' is defined twice`],
   ['an attribute of the wrong type', (p) => {
