@@ -51,6 +51,7 @@ export class RunFolder {
   constructor(readonly dir: string, private readonly spec: RunFolderSpec) {
     if (spec.resume && spec.overwrite) throw new GrlError(`${dir}: give --resume (continue the run) or --overwrite (replace it), not both`, { file: dir });
     if (spec.input) this.refuseInputs(spec.input.model, undefined, spec.input.written);
+    if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new GrlError(`${dir}: is a file, not a folder; give a folder for the run's files`, { file: dir });
     this.refuseExistingRun();
   }
 

@@ -119,6 +119,15 @@ describe('RunFolder', () => {
     f.release();
     expect(fs.existsSync(f.dir)).toBe(false);
   });
+  test('a file where the folder should be: one line (not "cannot create the lock file (ENOTDIR)"), the file unchanged', async () => {
+    const file = path.join(dir, 'model.onnx');
+    fs.writeFileSync(file, 'not a folder');
+    expect(() => new RunFolder(file, { markers: ['model.onnx'] })).toThrow(`${file}: is a file, not a folder; give a folder for the run's files`);
+    const c = capture();
+    expect(await runCli(['artifacts', TAGGER, '--loss', 'pos', '-o', file], c.io)).toBe(1);
+    expect(c.err.join('')).toBe(`grl-onnx: ${file}: is a file, not a folder; give a folder for the run's files\n`);
+    expect(fs.readFileSync(file, 'utf8')).toBe('not a folder');
+  });
   test('a folder holding a run of a command without resume: the line says --overwrite', () => {
     fs.writeFileSync(path.join(dir, 'report.json'), '{}');
     expect(() => new RunFolder(dir, { markers: ['report.json'] })).toThrow(`${dir}: already holds a run (report.json); use --overwrite to replace it, or give another folder`);
