@@ -41,6 +41,28 @@ afterEach(() => {
 });
 
 describe('in-process CLI', () => {
+  it("'-' where only files work is a usage line, not a file named '<stdio>'", async () => {
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      const tok = path.join(ROOT, 'models', 'bert-base-uncased-tokenizer.json');
+      const corpus = path.join(ROOT, 'test', 'fixtures', 'corpora', 'sample.conllu');
+      const cases: [string[], string][] = [
+        [['data', 'prepare', corpus, '--tokenizer', tok, '--label', 'pos=upos', '-o', '-'], "--out '-'"],
+        [['data', 'prepare', '-', '--tokenizer', tok, '--label', 'pos=upos', '-o', 'x.jsonl'], "FILE '-'"],
+        [['train', TAGGER, '--data', '-', '--loss', 'pos', '--lr', '1', '--batch-size', '1', '--out', 'run'], "--data '-'"],
+        [['heads', 'add', TAGGER, '--head', 'a:3', '-o', '-'], "--output '-'"],
+      ];
+      for (const [args, what] of cases) {
+        const r = await cli(args);
+        expect([args[0], r.code, r.stderr]).toEqual([args[0], 2, `grl-onnx: ${what}: stdin/stdout is not supported here; give a file (see 'grl-onnx ${args[0]} --help')\n`]);
+      }
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
   it('train and artifacts on a model with an op that has no gradient rule: one line, exit 1, nothing written', async () => {
     const m = loadModel(TAGGER);
     const sm = (m.proto.graph?.node ?? []).find((n) => n.op_type === 'Softmax');

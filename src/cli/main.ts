@@ -37,6 +37,19 @@ export function buildCli(io: CliIO): Argv {
   for (const c of COMMANDS) {
     y = y.command({ command: c.command, describe: c.describe, builder: c.builder, handler: (argv) => c.handler(argv, io) });
   }
+  // A '-' that no option turned back into stdin/stdout (stdioArg) would otherwise be used
+  // as a file literally named '<stdio>'.
+  y = y.middleware((argv) => {
+    const cmd = COMMANDS.find((c) => c.command.split(' ')[0] === argv._[0])?.command ?? '';
+    // Long names first (an alias holds the same value).
+    const keys = Object.keys(argv).filter((k) => k !== '$0' && k !== '_' && !/[A-Z]/.test(k)).sort((a, b) => b.length - a.length);
+    for (const key of keys) {
+      const v = argv[key];
+      if (v !== STDIO_ARG && !(Array.isArray(v) && v.includes(STDIO_ARG))) continue;
+      const positional = cmd.includes(`<${key}>`) || cmd.includes(`[${key}]`);
+      throw new UsageError(`${positional ? key.toUpperCase() : `--${key}`} '-': stdin/stdout is not supported here; give a file`);
+    }
+  });
   return y;
 }
 
