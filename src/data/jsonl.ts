@@ -137,7 +137,7 @@ function intArray(file: string, line: number, key: string, v: unknown): Int32Arr
 export function loadJsonl(file: string, spec: DataSpec): Example[] {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, ''); // a UTF-8 byte-order mark
   } catch (e) {
     throw new GrlError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code})`, { file });
   }

@@ -39,7 +39,7 @@ export function labelName(names: string[] | undefined, id: number): string {
 export function loadLabelFile(file: string, head: string): string[] {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, ''); // else the first label would start with U+FEFF
   } catch (e) {
     throw new GrlError(`${file}: cannot read label file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { file });
   }

@@ -4,6 +4,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readCorpus, detectFormat } from '../../src/data/formats';
 import { readConllu } from '../../src/data/formats/conllu';
+import { loadJsonl } from '../../src/data/jsonl';
+import { loadLabelFile } from '../../src/heads/labels';
 import { useTempDir } from '../helpers/tmpdir';
 
 const DIR = path.join(__dirname, '../fixtures/corpora');
@@ -72,6 +74,18 @@ describe('CoNLL-U', () => {
     expect(readCorpus(crlf, [{ name: 'l', column: 'label' }, { name: 'p', column: 'deprel' }]).sentences).toEqual([
       { words: ['a', 'b'], labels: { l: 'x', p: ['root', 'dep'] }, line: 2, wordLines: [2, 3] },
     ]);
+  });
+
+  test('a UTF-8 byte-order mark (CoNLL-U, JSONL, label files) is not part of the first line', () => {
+    const row = (...f: string[]) => f.join('\t');
+    const bom = w('bom.conllu', `\uFEFF# label = x\n${row('1', 'a', '_', 'X', '_', '_', '0', 'root', '_', '_')}\n`);
+    expect(readCorpus(bom, [{ name: 'l', column: 'label' }, { name: 'p', column: 'upos' }]).sentences).toEqual([
+      { words: ['a'], labels: { l: 'x', p: ['X'] }, line: 2, wordLines: [2] },
+    ]);
+    const jsonl = w('bom.jsonl', '\uFEFF{"words": ["a"], "pos": ["X"]}\n');
+    expect(readCorpus(jsonl, [{ name: 'pos', column: 'pos' }]).sentences.map((s) => s.labels)).toEqual([{ pos: ['X'] }]);
+    expect(loadJsonl(w('ids.jsonl', '\uFEFF{"input_ids": [1, 2], "pos": [0, 1]}\n'), { inputs: ['input_ids'], labels: [{ key: 'pos', tokenLevel: true }] }).length).toBe(1);
+    expect(loadLabelFile(w('pos.txt', '\uFEFFNOUN\nVERB\n'), 'pos')).toEqual(['NOUN', 'VERB']);
   });
 });
 

@@ -60,7 +60,8 @@ export function detectFormat(file: string, text: string, given?: FormatName): Fo
 export function readCorpusText(file: string): string {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    // A UTF-8 byte-order mark (Windows editors write one) is not part of the first line.
+    text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
   } catch (e) {
     throw new GrlError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code})`, { file });
   }
