@@ -171,4 +171,10 @@ test('format detection: extension, first line, or an error', () => {
   expect(detectFormat('a.data', '{"words": ["a"]}\n')).toBe('jsonl');
   expect(detectFormat('a.data', '1\tThe\tthe\tDET\t_\t_\t0\troot\t_\t_\n')).toBe('conllu');
   expect(() => detectFormat('a.data', 'word\n')).toThrow('a.data: cannot tell the corpus format; give --format (conllu, conll, wordtag, jsonl, text)');
+  // An escaped slash as the word (`\//SYM`, PTB's "/") is word/TAG, also with --format wordtag
+  // (the sniffer used to call it CoNLL and refuse the format given).
+  const slashes = 'He/PRP ate/VBD 1\\/2/CD \\//SYM a/b/NN\n';
+  expect(detectFormat('a.txt', slashes)).toBe('wordtag');
+  expect(detectFormat('a.txt', slashes, 'wordtag')).toBe('wordtag');
+  expect(detectFormat('a.txt', 'EU NNP 1/2 O\n')).toBe('conll');
 });

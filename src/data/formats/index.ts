@@ -8,7 +8,7 @@ import { parseConllu } from './conllu';
 import { parseWordsJsonl } from './jsonl';
 import { parseText } from './text';
 import { ColumnRequest, FORMATS, FormatName, Sentence, splitLines } from './types';
-import { parseWordTag } from './wordtag';
+import { isWordTagToken, parseWordTag } from './wordtag';
 
 export type { Sentence, ColumnRequest, FormatName, LabelValues } from './types';
 export { FORMATS } from './types';
@@ -34,7 +34,7 @@ export function sniffFormat(text: string): { format: FormatName; line: number } 
     if (raw.trimStart().startsWith('{')) return { format: 'jsonl', line };
     if (raw.startsWith('-DOCSTART-')) return { format: 'conll', line };
     const tokens = raw.trim().split(/\s+/);
-    if (tokens.every((t) => /[^/]\/[^/]+$|^\/\/[^/]+$/.test(t))) return { format: 'wordtag', line };
+    if (tokens.every(isWordTagToken)) return { format: 'wordtag', line };
     if (tokens.length >= 2) return { format: 'conll', line };
     return undefined;
   }

@@ -6,7 +6,7 @@ import { GrlError } from '../../onnx/errors';
 import { ColumnRequest, fail, Sentence, splitLines } from './types';
 
 /** Index of the last `/` not escaped by a backslash, or -1. */
-function lastSlash(token: string): number {
+export function lastSlash(token: string): number {
   for (let i = token.length - 1; i >= 0; i--) {
     if (token[i] !== '/') continue;
     let bs = 0;
@@ -14,6 +14,12 @@ function lastSlash(token: string): number {
     if (bs % 2 === 0) return i;
   }
   return -1;
+}
+
+/** Whether a token is WORD/TAG: an unescaped slash with something on both sides (`\//SYM` too). */
+export function isWordTagToken(token: string): boolean {
+  const at = lastSlash(token);
+  return at > 0 && at < token.length - 1;
 }
 
 export function parseWordTag(text: string, file: string, columns: ColumnRequest[]): Sentence[] {
