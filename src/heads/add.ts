@@ -89,6 +89,10 @@ export function addHeads(model: Model, specs: AddHeadSpec[], opts: AddHeadsOptio
     const output = kind === 'mlm' ? 'mlm_logits' : `${name}_logits`;
     const clash = taken.get(name) ?? (graph.isGraphOutput(output) || graph.producer(output) ? output : undefined);
     if (clash) throw fail(`head '${name}' already exists (output '${clash}'); remove it first or pick another name`);
+    // Training feeds a head's labels through an input named after the head.
+    if (kind !== 'mlm' && (graph.isGraphInput(name) || graph.initializer(name))) {
+      throw fail(`head name '${name}' is already the name of a model ${graph.isGraphInput(name) ? 'input' : 'initializer'}; training feeds the head's labels under its name, so pick another`);
+    }
     const from = spec.from ?? defaultHiddenTensor(model, graph, analysis, shapes);
     const d = checkHidden(src, graph, shapes, from);
     const emit = new HeadEmitter(graph, opset, `heads.${name}`, `heads.${name}`);

@@ -180,6 +180,8 @@ describe('heads add on the BertModel fixture', () => {
     expect(err([{ name: 'pos', classes: 3 }], once)).toBe(`${ENCODER}: head 'pos' already exists (output 'pos_logits'); remove it first or pick another name`);
     expect(err([{ name: 'pos', classes: 3, pool: 'mean' }])).toBe(`${ENCODER}: head 'pos': pooling applies to :seq heads only`);
     expect(err([{ name: 'a b', classes: 3 }])).toMatch(/head name 'a b' must be letters/);
+    // The label input of a head is named after it: 'input_ids' would only fail at train time.
+    expect(err([{ name: 'input_ids', classes: 3 }])).toBe(`${ENCODER}: head name 'input_ids' is already the name of a model input; training feeds the head's labels under its name, so pick another`);
   });
 });
 
