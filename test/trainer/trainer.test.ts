@@ -205,6 +205,20 @@ describe('grl-onnx train (CLI)', () => {
     for (const f of ['model.onnx', 'checkpoint', 'metrics.jsonl']) expect(fs.existsSync(path.join(dir, 'run', f))).toBe(true);
   });
 
+  it('--no-json prints the human summary even when stdout is not a terminal', async () => {
+    const dir = tmp();
+    const data = path.join(dir, 'd.jsonl');
+    fs.writeFileSync(data, syntheticJsonl(8, 2));
+    const { io, out, err } = captureIO();
+    const run = path.join(dir, 'run');
+    const code = await runCli(['train', modelPath('tagger-opset17'), '--data', data, '--eval', data, '--eval-every', '2', '--loss', 'pos', '--lr', '1e-3', '--steps', '2', '--batch-size', '4', '--threads', '1', '--no-json', '--out', run], io);
+    expect([code, err.join('')]).toEqual([0, '']);
+    const lines = out.join('').trim().split('\n');
+    expect(lines[0]).toMatch(/^eval @ step 2: pos loss \S+ acc \S+%$/);
+    expect(lines[1]).toMatch(/^done: 2\/2 steps, loss \S+, median step \S+ ms$/);
+    expect(lines.slice(-3)).toEqual([`model: ${run}/model.onnx`, `checkpoint: ${run}/checkpoint`, `metrics: ${run}/metrics.jsonl`]);
+  });
+
   it('rejects bad data with one line naming file and line, before training, and a non-zero exit', async () => {
     const dir = tmp();
     const data = path.join(dir, 'bad.jsonl');

@@ -159,7 +159,8 @@ export const trainCommand: GrlCommand<TrainArgs> = {
       .example('$0 train models/tagger-opset17.onnx --data data/train.jsonl --loss pos --loss ner:0.5 --head pos --lambda-schedule dann --lr 1e-3 --steps 200 --batch-size 16 --out run/', 'amnesic training') as unknown as Argv<TrainArgs>,
   handler: async (args, io) => {
     const { train } = await import('../../train/trainer');
-    const json = args.json || !io.stdout.isTTY;
+    // --json, --no-json, or JSON when stdout is not a terminal.
+    const json = args.json ?? !io.stdout.isTTY;
     let stop = false;
     const onSigint = () => {
       if (stop) process.exit(130);
