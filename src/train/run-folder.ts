@@ -156,6 +156,16 @@ export class RunFolder {
     this.notes.push(`${this.dir}: took over a stale lock of pid ${holder.pid ?? '?'} (started ${holder.started ?? '?'}), which no longer runs`);
   }
 
+  /**
+   * Remove `files` after a failed run that left nothing worth keeping (no marker): only
+   * while holding the lock, so they are this run's own. Then release() can remove a
+   * folder this process created.
+   */
+  discardUnfinished(files: string[]): void {
+    if (!this.locked || this.existingRun()) return;
+    for (const f of files) fs.rmSync(this.at(f), { recursive: true, force: true });
+  }
+
   /** Drop the lock; a folder this process created and left empty is removed. */
   release(): void {
     if (this.locked) {

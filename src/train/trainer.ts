@@ -281,6 +281,12 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
   });
   try {
     return await trainIn(folder, opts, hooks);
+  } catch (e) {
+    // A run that fails before its first step completes (onnxruntime refusing the model at
+    // step 1) leaves no half-made folder: no model, checkpoint or metrics line was written.
+    const metrics = path.join(folder.dir, RUN_FILES.metrics);
+    if (!opts.resume && (!fs.existsSync(metrics) || fs.statSync(metrics).size === 0)) folder.discardUnfinished(Object.values(RUN_FILES));
+    throw e;
   } finally {
     folder.release();
   }

@@ -44,6 +44,16 @@ test('a failing run: one grl-onnx line naming the node, no onnxruntime log', () 
   expect(r.stderr).not.toMatch(/onnxruntime:|sequential_executor/);
 });
 
+test('train failing inside onnxruntime at step 1: one line, no log, and no half-made run folder', () => {
+  const r = cli('train', 'bad-bias.onnx', '--data', 'd.jsonl', '--loss', 'pos', '--lr', '1e-3', '--steps', '1', '--batch-size', '2', '--threads', '1', '--out', 'run');
+  expect(r.status).toBe(1);
+  expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+  expect(r.stderr).toMatch(/^grl-onnx: onnxruntime /);
+  expect(r.stderr).not.toMatch(/onnxruntime:|sequential_executor/);
+  // Before: artifacts/ and an empty metrics.jsonl stayed behind.
+  expect(fs.existsSync(path.join(dir, 'run'))).toBe(false);
+});
+
 test('--debug lets onnxruntime\'s log through, then the same line and the stack', () => {
   const r = cli(...PROBE, '--debug');
   expect(r.status).toBe(1);
