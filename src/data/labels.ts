@@ -20,13 +20,22 @@ function* values(sentences: Sentence[], name: string): Generator<string> {
   }
 }
 
+/**
+ * Sorted order; labels that are all integers (class ids in a JSONL file) sort by value, so
+ * 0..10 keep their ids instead of becoming "0", "1", "10", "2", ...
+ */
+function sortLabels(list: string[]): string[] {
+  if (list.every((l) => /^-?\d+$/.test(l))) return list.sort((a, b) => Number(a) - Number(b));
+  return list.sort();
+}
+
 export function buildLabelVocab(sentences: Sentence[], names: string[], order: LabelOrder, file: string): LabelVocab {
   const vocab: LabelVocab = {};
   for (const name of names) {
     const seen = new Set<string>(values(sentences, name));
     if (!seen.size) throw new GrlError(`${file}: label '${name}' has no value in any sentence`, { file });
     const list = [...seen];
-    vocab[name] = order === 'sorted' ? list.sort() : list;
+    vocab[name] = order === 'sorted' ? sortLabels(list) : list;
   }
   return vocab;
 }

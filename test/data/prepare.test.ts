@@ -29,6 +29,14 @@ describe('prepareCorpus', () => {
     expect(p.warnings).toEqual([]);
   });
 
+  test('sorted order: labels that are all integers (class ids in JSONL) sort by value, so they keep their ids', () => {
+    const f = write('ids.jsonl', `${JSON.stringify({ words: ['a', 'b', 'c'], tag: [10, 2, 0], n: [1, 'x', 2] })}\n${JSON.stringify({ words: ['d'], tag: [1], n: [3] })}\n`);
+    const p = prepareCorpus(f, { tokenizer: tok, labels: ['tag=tag', 'n=n'].map(parseLabelRequest) });
+    // Before: "0", "1", "10", "2" (id 2 for "10"). Mixed labels keep the string order.
+    expect(p.vocab).toEqual({ tag: ['0', '1', '2', '10'], n: ['1', '2', '3', 'x'] });
+    expect(p.records.map((r) => r.labels.tag)).toEqual([[-100, 3, 2, 0, -100], [-100, 1, -100]]);
+  });
+
   test('first-seen order and --label-all-subwords', () => {
     const p = prepareCorpus(C('sample.conllu'), { tokenizer: tok, labels: [parseLabelRequest('pos=upos')], labelOrder: 'first-seen', labelAllSubwords: true });
     expect(p.vocab.pos).toEqual(['PRON', 'VERB', 'ADP', 'DET', 'NOUN', 'PUNCT', 'PROPN', 'CCONJ']);
