@@ -16,6 +16,8 @@ export type { Finding } from './onnx/validate';
 export { sequenceLimit, checkSequenceLength, checkBatchMemory, estimateTrainingBytes } from './onnx/limits';
 export type { SequenceLimit } from './onnx/limits';
 export { explainOrtError } from './onnx/ort-errors';
+export { inferShapes, observeUnknownRanks, rankReport } from './onnx/shapes';
+export type { ShapeHints, RankSource } from './onnx/shapes';
 export { RunFolder } from './train/run-folder';
 
 // Inspect and patch
@@ -39,6 +41,8 @@ export { buildTrainingGraph, differentiate, missingRules, supportedOps, Unsuppor
 export type { TrainingGraph, TrainingGraphOptions, LossOption, GradRule, RuleContext, RuleEntry } from './grad';
 export { TrainingSession, generateArtifacts, writeArtifacts, buildOptimizerModel, saveCheckpoint, loadCheckpoint, lambdaAt, lrAt } from './train';
 export type { TrainingSessionCreateOptions, CheckpointState, OptimizerKind, LrSchedule, LambdaSchedule } from './train';
+export type { ArtifactLayout, ArtifactOptions } from './train/artifacts';
+export { toOrtTrainingModel, buildOrtOptimizerModel } from './train/layouts/ort';
 export { train } from './train/trainer';
 export type { TrainerOptions, TrainerHooks, StepRecord, EvalRecord, TrainSummary } from './train/trainer';
 export { loadJsonl, makeBatch } from './data/jsonl';
@@ -63,8 +67,8 @@ export type { CorpusOptions } from './data/examples';
 // Probing and the amnesic experiment
 export { extractFeatures, majorityBaseline, controlTask, trainProbe, runProbe } from './probe';
 export type { Features } from './probe';
-export { runExperiment, defaultConfig } from './experiment';
-export type { ExperimentReport } from './experiment';
+export { runExperiment, defaultConfig, runErasureExperiment, resolveErasureConfig, defaultErasureConfig, writeErasureReport, experimentKind, REMOVAL_METHODS } from './experiment';
+export type { ExperimentReport, ErasureConfig, ErasureReport, RemovalMethod, MethodRun, MethodSummary, ExperimentKind } from './experiment';
 
 // Concept erasure (LEACE, INLP, random directions) spliced as ONNX nodes
 export { fitEraser, fitLeace, LeaceFitter, fitInlp, randomEraser, applyEraser, denseEraser, spliceEraser, removeEraser, readErasers, eraseModel } from './erase';

@@ -10,8 +10,12 @@ import { mergeConfig, resolveConfig, defaultConfig, trainSeeds } from '../src/ex
 import { freshHead, headParameters, withWeightsOf } from '../src/experiment/models';
 import type { ExperimentReport } from '../src/experiment/run';
 
+
+// Whole experiments run in beforeAll: minutes when the machine is loaded.
+jest.setTimeout(600_000);
 const ROOT = path.join(__dirname, '..');
 const INIT = path.join(ROOT, 'models/tiny-tagger-init.onnx');
+const TAGGER_CONFIG = path.join(ROOT, 'configs/tagger.json');
 
 function io() {
   const out: string[] = [];
@@ -31,12 +35,12 @@ describe('experiment --quick', () => {
 
   beforeAll(async () => {
     const a = io();
-    const code = await runCli(['experiment', '--quick', '--out', dir, '--threads', '1', '--json'], a.io);
+    const code = await runCli(['experiment', TAGGER_CONFIG, '--quick', '--out', dir, '--threads', '1', '--json'], a.io);
     stderr = a.err.join('');
     expect(code).toBe(0);
     report = JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8'));
     const b = io();
-    expect(await runCli(['experiment', '--quick', '--out', dir2, '--threads', '1', '--json'], b.io)).toBe(0);
+    expect(await runCli(['experiment', TAGGER_CONFIG, '--quick', '--out', dir2, '--threads', '1', '--json'], b.io)).toBe(0);
   });
   afterAll(() => {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -128,7 +132,7 @@ describe('experiment --quick with seeds.train [0, 1]', () => {
 
   beforeAll(async () => {
     const cfg = path.join(dir, 'two-seeds.json');
-    fs.writeFileSync(cfg, JSON.stringify({ seeds: { train: [0, 1] } }));
+    fs.writeFileSync(cfg, JSON.stringify({ kind: 'tagger', seeds: { train: [0, 1] } }));
     const a = io();
     expect(await runCli(['experiment', cfg, '--quick', '--out', path.join(dir, 'out'), '--threads', '1'], a.io)).toBe(0);
     stdout = a.out.join('');

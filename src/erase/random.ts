@@ -9,7 +9,9 @@ import { gaussian } from '../probe/probe';
 import { Eraser, orthogonalEraser } from './eraser';
 
 export function randomEraser(dim: number, rank: number, seed = 0): Eraser {
-  if (!Number.isInteger(rank) || rank < 1 || rank >= dim) throw new GrlError(`random erasure: rank must be an integer in [1, ${dim - 1}] for dim ${dim}, got ${rank}`);
+  // rank = dim is the whole space (the zero map): INLP run to majority can remove every direction,
+  // and its random control then has to match it.
+  if (!Number.isInteger(rank) || rank < 1 || rank > dim) throw new GrlError(`random erasure: rank must be an integer in [1, ${dim}] for dim ${dim}, got ${rank}`);
   const rng = new Rng((seed * 69069 + 1234567) >>> 0);
   const g = new Matrix(dim, rank);
   for (let i = 0; i < dim; i++) for (let r = 0; r < rank; r++) g.set(i, r, gaussian(rng));

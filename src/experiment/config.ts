@@ -7,6 +7,21 @@ import { GrlError } from '../onnx/errors';
 import type { ProbeKind } from '../probe/probe';
 import type { CorpusOptions } from '../data/examples';
 
+/** How post-hoc probes are trained and on how much data (both experiments). */
+export interface ProbeBudget {
+  kind: ProbeKind;
+  hidden: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** Sentences of the train split whose tokens the probes train on (0 = all). */
+  trainSentences: number;
+  /** Sentences of the held-out split the probes are scored on (0 = all). */
+  evalSentences: number;
+  /** Cap on probe training rows (tokens), a seeded sample. */
+  maxTrainRows: number;
+}
+
 export interface ExperimentConfig {
   /** The pretrained encoder with adversary and target heads. */
   model: string;
@@ -34,19 +49,7 @@ export interface ExperimentConfig {
     adversaryWeight: number;
     warmup: number;
   };
-  probe: {
-    kind: ProbeKind;
-    hidden: number;
-    epochs: number;
-    batchSize: number;
-    lr: number;
-    /** Sentences of the train split whose tokens the probes train on (0 = all). */
-    trainSentences: number;
-    /** Sentences of the held-out split the probes are scored on (0 = all). */
-    evalSentences: number;
-    /** Cap on probe training rows (tokens), a seeded sample. */
-    maxTrainRows: number;
-  };
+  probe: ProbeBudget;
   trainability: {
     steps: number;
     batchSize: number;
@@ -115,15 +118,15 @@ export function quickOverrides(): DeepPartial<ExperimentConfig> {
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
 /** Overlay `over` on `base`; unknown keys are an error so typos do not silently do nothing. */
-export function mergeConfig<T extends object>(base: T, over: DeepPartial<T>, where = 'config'): T {
+export function mergeConfig<T extends object>(base: T, over: DeepPartial<T>, where = 'config', optional: readonly string[] = [...OPTIONAL_KEYS]): T {
   const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
   for (const [k, v] of Object.entries(over as Record<string, unknown>)) {
     if (v === undefined) continue;
-    if (!(k in out) && !OPTIONAL_KEYS.has(k)) throw new GrlError(`${where}: unknown key '${k}' (known: ${Object.keys(out).join(', ')})`);
+    if (!(k in out) && !optional.includes(k)) throw new GrlError(`${where}: unknown key '${k}' (known: ${Object.keys(out).join(', ')})`);
     const cur = out[k];
     if (cur && typeof cur === 'object' && !Array.isArray(cur)) {
       if (!v || typeof v !== 'object' || Array.isArray(v)) throw new GrlError(`${where}: '${k}' must be an object`);
-      out[k] = mergeConfig(cur as object, v as object, `${where}.${k}`);
+      out[k] = mergeConfig(cur as object, v as object, `${where}.${k}`, optional);
     } else if (Array.isArray(cur)) {
       // A list slot (seeds.train) also takes a single value of its element type.
       const ok = (x: unknown) => typeof x === typeof cur[0] && (typeof x !== 'number' || Number.isFinite(x));
@@ -153,6 +156,8 @@ export function loadConfigFile(file: string): DeepPartial<ExperimentConfig> {
   const dir = path.dirname(path.resolve(file));
   const abs = (p: unknown) => (typeof p === 'string' ? path.resolve(dir, p) : p);
   if (cfg.model !== undefined) cfg.model = abs(cfg.model) as string;
+  const withTokenizer = cfg as { tokenizer?: unknown };
+  if (withTokenizer.tokenizer !== undefined) withTokenizer.tokenizer = abs(withTokenizer.tokenizer);
   if (cfg.data) for (const k of ['train', 'dev', 'test'] as const) if (cfg.data[k] !== undefined) cfg.data[k] = abs(cfg.data[k]) as string;
   if (cfg.corpus) cfg.corpus = { ...cfg.corpus, tokenizer: abs(cfg.corpus.tokenizer) as string, ...(typeof cfg.corpus.labelsFrom === 'string' ? { labelsFrom: abs(cfg.corpus.labelsFrom) as string } : {}) };
   return cfg;

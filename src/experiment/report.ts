@@ -109,7 +109,7 @@ export async function renderSvg(spec: VlSpec): Promise<string> {
   }
 }
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
+export const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
 
 /** Rows "before", "after (seed k)" per seed and, with several seeds, "after (mean)". */
 function stageRows<T>(r: ExperimentReport, pick: (res: StageResult) => T, cells: (x: T) => number[]): { encoder: string; values: number[] }[] {
@@ -218,7 +218,7 @@ export function summaryMarkdown(r: ExperimentReport): string {
   ].join('\n');
 }
 
-function mdTableToHtml(md: string): string {
+export function mdTableToHtml(md: string): string {
   const lines = md.split('\n').filter((l) => l.startsWith('|'));
   const cells = (l: string) => l.slice(1, -1).split('|').map((c) => esc(c.trim()));
   const [head, , ...body] = lines;
@@ -243,19 +243,28 @@ ${mdTableToHtml(probeTable(r))}
 ${mdTableToHtml(headTable(r))}
 <h2>Charts</h2>
 ${charts.join('\n')}
-<h2>Timings (s)</h2>
-${mdTableToHtml(['| stage | seconds |', '|---|---|', ...Object.entries(r.timings).map(([k, v]) => `| ${k} | ${v} |`)].join('\n'))}
+${htmlFooter(r.timings)}`;
+}
+
+/** The timings table and the closing lines every report page ends with. */
+export function htmlFooter(timings: Record<string, number>): string {
+  return `<h2>Timings (s)</h2>
+${mdTableToHtml(['| stage | seconds |', '|---|---|', ...Object.entries(timings).map(([k, v]) => `| ${k} | ${v} |`)].join('\n'))}
 <p>Every number, the configuration and the seeds are in <code>report.json</code>.</p>
 </body></html>
 `;
 }
 
+/** Write report.json (NaN as null), report.html and summary.md into `dir`, atomically; returns their paths. */
+export function writeReportFiles(dir: string, report: unknown, html: string, summary: string): { json: string; html: string; summary: string } {
+  const at = (f: string) => path.join(dir, f);
+  writeFileAtomic(at(REPORT_FILES.json), `${JSON.stringify(report, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`);
+  writeFileAtomic(at(REPORT_FILES.html), html);
+  writeFileAtomic(at(REPORT_FILES.summary), summary);
+  return { json: at(REPORT_FILES.json), html: at(REPORT_FILES.html), summary: at(REPORT_FILES.summary) };
+}
+
 /** Write report.json, report.html and summary.md into `dir`; returns their paths. */
 export async function writeReport(r: ExperimentReport, dir: string): Promise<{ json: string; html: string; summary: string }> {
-  const at = (f: string) => path.join(dir, f);
-  const html = await reportHtml(r);
-  writeFileAtomic(at(REPORT_FILES.json), `${JSON.stringify(r, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`);
-  writeFileAtomic(at(REPORT_FILES.html), html);
-  writeFileAtomic(at(REPORT_FILES.summary), summaryMarkdown(r));
-  return { json: at(REPORT_FILES.json), html: at(REPORT_FILES.html), summary: at(REPORT_FILES.summary) };
+  return writeReportFiles(dir, r, await reportHtml(r), summaryMarkdown(r));
 }

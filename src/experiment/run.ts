@@ -123,9 +123,10 @@ export function spread(values: number[]): Spread {
 }
 
 const first = <T>(xs: T[], n: number): T[] => (n > 0 ? xs.slice(0, n) : xs);
-const seconds = (t0: number) => Math.round((performance.now() - t0) / 10) / 100;
+export const seconds = (t0: number) => Math.round((performance.now() - t0) / 10) / 100;
 
-function majorityLabel(examples: Example[], key: string, numClasses: number): number {
+/** The most frequent label of `key` over the examples (ignored positions skipped). */
+export function majorityLabel(examples: Example[], key: string, numClasses: number): number {
   const ys: number[] = [];
   for (const e of examples) {
     const v = e.labels[key];

@@ -96,9 +96,13 @@ describe('random erasure', () => {
     expect(r.eraser.rank).toBeGreaterThanOrEqual(2);
   });
 
-  test('rejects a rank outside [1, dim − 1]', () => {
-    expect(() => randomEraser(DIM, 0)).toThrow('random erasure: rank must be an integer in [1, 9] for dim 10, got 0');
-    expect(() => randomEraser(DIM, DIM)).toThrow(/got 10$/);
+  test('rejects a rank outside [1, dim]; rank dim removes the whole space (INLP can get there)', () => {
+    expect(() => randomEraser(DIM, 0)).toThrow('random erasure: rank must be an integer in [1, 10] for dim 10, got 0');
+    expect(() => randomEraser(DIM, DIM + 1)).toThrow(/got 11$/);
+    const all = randomEraser(DIM, DIM, 3);
+    expect(all.rank).toBe(DIM);
+    const x = Float32Array.from({ length: 3 * DIM }, (_, i) => Math.sin(i + 1));
+    for (const v of applyEraser(all, x, 3)) expect(Math.abs(v)).toBeLessThan(1e-5);
   });
 });
 
