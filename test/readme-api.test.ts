@@ -39,3 +39,20 @@ it('runs the README API example end to end', async () => {
   expect(s.steps).toBe(2);
   expect(fs.existsSync(s.model)).toBe(true);
 });
+
+it('runs the README API example for an encoder: heads, corpus training, erasure', async () => {
+  const { addHeads, eraseModel, readErasers } = await import('../src');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-readme-'));
+  const at = (f: string) => path.join(dir, f);
+  const encoder = loadModel(path.join(ROOT, 'models/encoders/bert-encoder.onnx'));
+  const { model: tagger } = addHeads(encoder, [{ name: 'pos', classes: 17, adversarial: 0.1 }, { name: 'ner', classes: 7 }], { seed: 0 });
+  saveModel(tagger, at('tagger.onnx'));
+  const corpus = { tokenizer: path.join(ROOT, 'models/bert-base-uncased-tokenizer.json'), labels: ['pos=pos', 'ner=ner'] };
+  const summary = await train({ model: at('tagger.onnx'), data: path.join(ROOT, 'data/words/dev.jsonl'), eval: path.join(ROOT, 'data/words/test.jsonl'), corpus,
+    losses: [{ head: 'pos' }, { head: 'ner' }], lambdaSchedule: 'dann', lr: 1e-3, batchSize: 32, steps: 3, out: at('run') });
+  expect(summary.steps).toBe(3);
+  expect(summary.lastEval?.heads.pos.count).toBe(23346);
+  const { model: erased } = await eraseModel(loadModel(summary.model), { data: path.join(ROOT, 'data/words/dev.jsonl'), label: 'pos', method: 'leace', corpus });
+  saveModel(erased, at('erased.onnx'));
+  expect(readErasers(loadModel(at('erased.onnx')).proto).map((e) => [e.method, e.tensor, e.rank])).toEqual([['leace', 'last_hidden_state', 16]]);
+});
