@@ -52,8 +52,11 @@ export function findingsText(r: ErasureReport): string[] {
     const dm = m.mlmAccuracy.mean - b.mlm.accuracy;
     const dt = m.targetFinal.mean - b.trainability.finalDevAccuracy;
     const dtn = m.targetNonMajorityFinal.mean - b.trainability.finalNonMajority;
-    const removal = m.removedFraction.mean >= 0.9 ? 'removed nearly all' : m.removedFraction.mean >= 0.5 ? 'removed most' : m.removedFraction.mean >= 0.2 ? 'removed part' : 'removed little';
-    out.push(`**${METHOD_NAMES[m.method]}**${m.rank ? ` (rank ${sp(m.rank, n, (x) => x.toFixed(0))})` : ''} ${removal} of the probe's advantage over majority (${sp(m.removedFraction, n)}): probe ${sp(m.probe, n)}, leakage ${sp(m.leakage, n, pp)}. MLM accuracy ${pct(m.mlmAccuracy.mean)} (${pp(dm)} against the original). A fresh ${t} head ends at dev loss ${m.targetDevLoss.mean.toFixed(4)} (original ${b.trainability.finalDevLoss.toFixed(4)}), ${pct(m.targetFinal.mean)} dev accuracy (${pp(dt)}), ${pct(m.targetNonMajorityFinal.mean)} on non-majority tokens (${pp(dtn)}).`);
+    const f = m.removedFraction.mean;
+    const removal = f < 0
+      ? `did not remove ${c}: a fresh probe decodes more of it than before (${pct(b.probe.accuracy)} → ${sp(m.probe, n)})`
+      : `${f >= 0.9 ? 'removed nearly all' : f >= 0.5 ? 'removed most' : f >= 0.2 ? 'removed part' : 'removed little'} of the probe's advantage over majority (${sp(m.removedFraction, n)}): probe ${sp(m.probe, n)}`;
+    out.push(`**${METHOD_NAMES[m.method]}**${m.rank ? ` (rank ${sp(m.rank, n, (x) => x.toFixed(0))})` : ''} ${removal}, leakage ${sp(m.leakage, n, pp)}. MLM accuracy ${pct(m.mlmAccuracy.mean)} (${pp(dm)} against the original). A fresh ${t} head ends at dev loss ${m.targetDevLoss.mean.toFixed(4)} (original ${b.trainability.finalDevLoss.toFixed(4)}), ${pct(m.targetFinal.mean)} dev accuracy (${pp(dt)}), ${pct(m.targetNonMajorityFinal.mean)} on non-majority tokens (${pp(dtn)}).`);
   }
   for (const [control, of] of [['random', 'inlp'], ['random-leace', 'leace']] as const) {
     const m = r.summary.find((x) => x.method === of);
@@ -65,7 +68,7 @@ export function findingsText(r: ErasureReport): string[] {
     const se = Math.sqrt((m.mlmAccuracy.mean * (1 - m.mlmAccuracy.mean) + rnd.mlmAccuracy.mean * (1 - rnd.mlmAccuracy.mean)) / n);
     const noise = `${n} masked tokens, sampling error of the difference ±${(2 * se * 100).toFixed(1)} pp at 2 standard errors`;
     const same = m.rank && rnd.rank && r.model.dim !== undefined && m.rank.min === r.model.dim;
-    out.push(`Control for ${METHOD_NAMES[of]}: removing its ${c} directions ${same ? `(all ${r.model.dim} of them, like the random control) costs the same MLM accuracy as any other rank-${r.model.dim} projection; this pair says nothing ${c}-specific` : gap > 2 * se ? `costs the language model ${pp(gap).replace('+', '')} more MLM accuracy than removing as many random directions (${noise}), so the LM used that ${c} information` : gap < -2 * se ? `costs the language model less than removing as many random directions (${pp(gap)}; ${noise}), so its cost is not specific to ${c}` : `costs ${pp(gap).replace('+', '')} more MLM accuracy than removing as many random directions, within sampling error (${noise}): this run cannot tell a ${c}-specific cost of that size from noise`}.`);
+    out.push(`Control for ${METHOD_NAMES[of]}: removing its ${c} directions ${same ? `(all ${r.model.dim} of them, like the random control) costs the same MLM accuracy as any other rank-${r.model.dim} projection; this pair says nothing ${c}-specific` : gap > 2 * se ? `costs the language model ${pp(gap).replace('+', '')} more MLM accuracy than removing as many random directions (${noise}), so the LM used that ${c} information` : gap < -2 * se ? `costs the language model less than removing as many random directions (${pp(gap)}; ${noise}), so its cost is not specific to ${c}` : `changes MLM accuracy by ${pp(-gap)} relative to removing as many random directions, within sampling error (${noise}): this run cannot tell a ${c}-specific cost of that size from noise`}.`);
   }
   const inlpRuns = r.runs.filter((x) => x.method === 'inlp');
   const dim = r.model.dim;
