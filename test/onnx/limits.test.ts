@@ -180,7 +180,7 @@ describe('train, probe and experiment refuse an over-long line before writing an
 
   test('experiment: no report folder', async () => {
     const cfg = path.join(dir, 'exp.json');
-    fs.writeFileSync(cfg, JSON.stringify({ model: TAGGER, data: { train: path.join(dir, 'long.jsonl'), dev: path.join(dir, 'dev.jsonl'), test: path.join(dir, 'dev.jsonl') } }));
+    fs.writeFileSync(cfg, JSON.stringify({ kind: 'tagger', model: TAGGER, data: { train: path.join(dir, 'long.jsonl'), dev: path.join(dir, 'dev.jsonl'), test: path.join(dir, 'dev.jsonl') } }));
     const c = capture();
     const code = await runCli(['experiment', cfg, '--quick', '--out', path.join(dir, 'exp')], c.io);
     expect(code).toBe(1);
