@@ -218,5 +218,5 @@ function machineLine(m = machine()) {
 
 module.exports = {
   ROOT, OUT, die, ensureBuilt, benchModel, sessionOptions, machine, printMachine, makeBatch,
-  median, now, interleaved, intArg, flag, profileByOp, printProfile, mib, writeResults, machineLine,
+  median, now, sleep, interleaved, intArg, flag, profileByOp, printProfile, mib, writeResults, machineLine,
 };
