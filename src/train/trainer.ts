@@ -9,26 +9,25 @@
 // MLM heads get labels made by masking input_ids per example (src/train/mlm.ts).
 import * as fs from 'fs';
 import * as path from 'path';
-import * as ort from 'onnxruntime-node';
 import { Model, loadModel } from '../onnx/io';
 import { GrlError } from '../onnx/errors';
-import { Graph } from '../onnx/graph';
-import { dimsOf } from '../onnx/tensor';
 import { patchModel } from '../patch/patch';
 import { buildTrainingGraph, TrainingGraph } from '../grad/training';
-import { inferShapes, observeUnknownRanks } from '../onnx/shapes';
-import type { Dim } from '../grad/types';
+import { observeUnknownRanks } from '../onnx/shapes';
 import { writeArtifacts, ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
 import { TrainingSession } from './session';
 import { OptimizerKind } from './optimizer';
 import { parseLambdaSchedule, parseLrSchedule } from './schedules';
-import { BatchOrder, DataSpec, Example, LabelSpec, makeBatch, Batch, POSITION_FILL, countTruncated } from '../data/jsonl';
+import { BatchOrder, DataSpec, Example, makeBatch, countTruncated } from '../data/jsonl';
 import { CorpusOptions, corpusForEval, corpusForModel, loadExamples } from '../data/examples';
 import { checkBatchMemory, sequenceLimit } from '../onnx/limits';
 import { writeFileAtomic } from '../onnx/io';
 import { RunFolder } from './run-folder';
 import { assertValidModel } from '../onnx/validate';
 import { MlmOptions, TrainLossKind, corpusFor, feedSpec, mlmHeads, readSpec, setupMlm } from './mlm';
+import { embeddingLimits, mseLayouts, dataSpecFor, batchFeeds } from './feeds';
+import { evaluate, scalar } from './evaluate';
+import type { HeadMetrics, EvalRecord } from './evaluate';
 
 export interface TrainerOptions {
   /** Model path or loaded model. Ignored when resuming (the run folder has the artifacts). */
@@ -85,7 +84,6 @@ export interface TrainerOptions {
  * count. MSE heads: mean squared error and mean absolute error over the target values that are
  * not ignored (NaN: padding or null), and their number (no accuracy).
  */
-export interface HeadMetrics { loss: number; accuracy?: number; mae?: number; count: number }
 
 export interface StepRecord {
   step: number;
@@ -101,7 +99,6 @@ export interface StepRecord {
   skipped?: boolean;
 }
 
-export interface EvalRecord { step: number; loss: number; heads: Record<string, HeadMetrics> }
 
 export interface TrainSummary {
   steps: number;
@@ -127,120 +124,12 @@ export interface TrainerHooks {
   onWarning?(message: string): void;
 }
 
+// Moved to their own modules (data spec and feeds; evaluation); re-exported for existing importers.
+export { embeddingLimits, mseLabelLayout, mseLayouts, dataSpecFor, batchFeeds } from './feeds';
+export { evaluate } from './evaluate';
+export type { HeadMetrics, EvalRecord } from './evaluate';
+
 export const RUN_FILES = { artifacts: 'artifacts', checkpoint: 'checkpoint', model: 'model.onnx', metrics: 'metrics.jsonl', config: 'run.json' } as const;
-
-/** Rows of the embedding table each int model input indexes (Gather(initializer, input)). */
-export function embeddingLimits(model: Model): Record<string, number> {
-  const g = new Graph(model.proto.graph ?? {});
-  const out: Record<string, number> = {};
-  for (const n of g.nodes) {
-    if (n.op_type !== 'Gather') continue;
-    const [data, idx] = n.input ?? [];
-    const t = g.initializer(data);
-    if (t && g.isGraphInput(idx)) out[idx] = Math.min(out[idx] ?? Infinity, dimsOf(t)[0]);
-  }
-  return out;
-}
-
-/**
- * How an MSE head's labels are laid out, from its output's static shape: [B] or [B, K...]
- * with static K (sequence-level: K values per example), or [B, T, K...] with a symbolic T
- * (token-level: K values per token). Every dim after the batch (and T) must be static.
- */
-export function mseLabelLayout(head: string, output: string, shape: Dim[] | undefined): Pick<LabelSpec, 'tokenLevel' | 'dims'> {
-  const show = shape ? `[${shape.map((d) => d ?? '?').join(', ')}]` : 'unknown';
-  if (!shape || shape.length === 0) throw new GrlError(`MSE head '${head}': the shape of its output '${output}' is ${show}; need [batch, ...] with static dims after batch (and sequence)`);
-  const tokenLevel = shape.length >= 2 && typeof shape[1] !== 'number';
-  const rest = shape.slice(tokenLevel ? 2 : 1);
-  if (!rest.every((d): d is number => typeof d === 'number')) throw new GrlError(`MSE head '${head}': output '${output}' has shape ${show}; every dim after batch${tokenLevel ? ' and sequence' : ''} must be static to know the label shape`);
-  return { tokenLevel, dims: rest };
-}
-
-/** Label layouts of the MSE heads of `tg`, from the (patched or inference) model's static shapes. */
-export function mseLayouts(model: Model, heads: TrainingGraph['heads']): Record<string, Pick<LabelSpec, 'tokenLevel' | 'dims'>> {
-  const mse = heads.filter((h) => h.kind === 'mse');
-  if (!mse.length) return {};
-  const shapes = inferShapes(model.proto.graph ?? {});
-  return Object.fromEntries(mse.map((h) => [h.head, mseLabelLayout(h.head, h.output, shapes.shape(h.output))]));
-}
-
-export function dataSpecFor(tg: Pick<TrainingGraph, 'modelInputs' | 'heads'>, limits: Record<string, number>, mse: Record<string, Pick<LabelSpec, 'tokenLevel' | 'dims'>> = {}): DataSpec {
-  const optional: Record<string, number> = {};
-  for (const name of tg.modelInputs) {
-    if (name === 'attention_mask') optional[name] = 1;
-    else if (name === 'token_type_ids') optional[name] = 0;
-    else if (name === 'position_ids') optional[name] = POSITION_FILL;
-  }
-  return {
-    inputs: tg.modelInputs,
-    optionalInputs: optional,
-    labels: tg.heads.map((h): LabelSpec => {
-      if (h.kind !== 'mse') return { key: h.head, tokenLevel: h.tokenLevel, numClasses: h.numClasses, kind: h.kind };
-      const layout = mse[h.head];
-      if (!layout) throw new GrlError(`MSE head '${h.head}': no label layout (pass mseLayouts(model, heads) to dataSpecFor)`);
-      return { key: h.head, kind: 'mse', ...layout };
-    }),
-    idLimits: limits,
-  };
-}
-
-export function batchFeeds(batch: Batch, spec: DataSpec, heads: TrainingGraph['heads']): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const name of spec.inputs) feeds[name] = new ort.Tensor('int64', batch.inputs[name], [batch.size, batch.seqLen]);
-  for (const h of heads) {
-    // The data key is the head's name; the graph input usually has the same name (labelInput).
-    const data = batch.labels[h.head];
-    const l = spec.labels.find((x) => x.key === h.head);
-    // An MSE label must have the output's exact shape: Sub would broadcast [B] against [B, 1].
-    const tokenLevel = l?.tokenLevel ?? h.tokenLevel;
-    const dims = [batch.size, ...(tokenLevel ? [batch.seqLen] : []), ...(h.kind === 'mse' ? l?.dims ?? [] : [])];
-    feeds[h.labelInput] = data instanceof Float32Array ? new ort.Tensor('float32', data, dims) : new ort.Tensor('int64', data, dims);
-  }
-  return feeds;
-}
-
-const scalar = (t: ort.Tensor | undefined): number => (t ? Number((t.data as Float32Array)[0]) : NaN);
-
-/** Per-head loss and accuracy (CE) or mean absolute error (MSE) of the eval graph over a whole data set. */
-export async function evaluate(session: TrainingSession, examples: Example[], spec: DataSpec, tg: Pick<TrainingGraph, 'heads' | 'outputs'>, batchSize: number): Promise<Omit<EvalRecord, 'step'>> {
-  // `hits` is argmax hits (CE) or Σ|error| (MSE); `loss` is Σ loss·count (CE) or Σ error² (MSE).
-  const sums: Record<string, { loss: number; hits: number; count: number }> = {};
-  for (const h of tg.heads) sums[h.head] = { loss: 0, hits: 0, count: 0 };
-  for (let s = 0; s < examples.length; s += batchSize) {
-    const batch = makeBatch(examples.slice(s, s + batchSize), spec);
-    const out = await session.runEvalStep(batchFeeds(batch, spec, tg.heads));
-    for (const h of tg.heads) {
-      const m = sums[h.head];
-      if (h.kind === 'mse') {
-        // From the eval graph's predictions, in float64, over the targets that are not NaN
-        // (the ones the loss counts): the data set's mean, not a mean of batch means.
-        const target = batch.labels[h.head] as Float32Array;
-        const pred = out[h.output].data as Float32Array;
-        for (let i = 0; i < target.length; i++) {
-          if (Number.isNaN(target[i])) continue;
-          const e = pred[i] - target[i];
-          m.loss += e * e;
-          m.hits += Math.abs(e);
-          m.count++;
-        }
-        continue;
-      }
-      const count = scalar(out[tg.outputs.count[h.head]]);
-      m.loss += scalar(out[tg.outputs.headLoss[h.head]]) * count;
-      m.hits += scalar(out[tg.outputs.correct[h.head]]);
-      m.count += count;
-    }
-  }
-  const heads: Record<string, HeadMetrics> = {};
-  let loss = 0;
-  for (const h of tg.heads) {
-    const m = sums[h.head];
-    const mean = (x: number) => (m.count ? x / m.count : 0);
-    heads[h.head] = h.kind === 'mse' ? { loss: mean(m.loss), mae: mean(m.hits), count: m.count } : { loss: mean(m.loss), accuracy: mean(m.hits), count: m.count };
-    loss += h.weight * heads[h.head].loss;
-  }
-  return { loss, heads };
-}
 
 /**
  * The lines of metrics.jsonl that belong to steps up to `step` (step lines and eval lines),
