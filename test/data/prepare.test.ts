@@ -4,8 +4,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { loadTokenizer } from '../../src/tokenize/tokenizer';
 import { prepareCorpus, preparedJsonl, parseLabelRequest } from '../../src/data/prepare';
-import { runCli, CliIO } from '../../src/cli/main';
+
 import { useTempDir } from '../helpers/tmpdir';
+import { cli } from '../helpers/cli';
 
 const ROOT = path.join(__dirname, '../..');
 const BERT_FILE = path.join(ROOT, 'models/bert-base-uncased-tokenizer.json');
@@ -88,14 +89,6 @@ describe('prepareCorpus', () => {
   });
 });
 
-interface Run { code: number; stdout: string; stderr: string }
-async function cli(args: string[]): Promise<Run> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { stdout: { write: (c) => (out += c.toString()) }, stderr: { write: (s) => (err += s) } };
-  const code = await runCli(args, io);
-  return { code, stdout: out, stderr: err };
-}
 
 describe('grl-onnx data prepare', () => {
   test('writes OUT.jsonl and OUT.labels.json; dev with --labels-from', async () => {

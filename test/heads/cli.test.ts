@@ -3,22 +3,14 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli, CliIO } from '../../src/cli/main';
+
 import { loadModel, serializeModel } from '../../src/onnx/io';
 import { readHeadRecords } from '../../src/heads/metadata';
 import { readLabelNames } from '../../src/heads/labels';
 import { isGrlNode } from '../../src/patch/heads';
 import { ENCODER } from './helpers';
+import { cli } from '../helpers/cli';
 
-interface Run { code: number; stdout: string; stderr: string }
-
-async function cli(args: string[]): Promise<Run> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { stdout: { write: (c) => (out += c.toString()) }, stderr: { write: (s) => (err += s) } };
-  const code = await runCli(args, io);
-  return { code, stdout: out, stderr: err };
-}
 
 let dir: string;
 beforeEach(() => {
