@@ -3,7 +3,7 @@
 // masking of dev sentences, and the trainability of a fresh target head (dev
 // learning curve, encoder trainable, eraser matrices frozen).
 import * as path from 'path';
-import { Model } from '../../onnx/io';
+import { Model, loadModel } from '../../onnx/io';
 import { DataSpec, Example } from '../../data/jsonl';
 import { EVAL_STREAM, Masker } from '../../data/masking';
 import { extractFeatures } from '../../probe/features';
@@ -111,7 +111,6 @@ export async function trainability(ctx: ErasureContext, encoder: Model, label: s
   });
   // The trainer's eval reports overall accuracy; the non-majority (entity-token) score at the end
   // comes from the trained model itself.
-  const { loadModel } = await import('../../onnx/io');
   const trained = loadModel(s.model);
   const end = await headScores(trained, dev, spec, resolveHead(trained, t), ctx.majority.target, cfg.threads);
   devNonMajority.push({ step: s.steps, value: end.nonMajorityAccuracy });
