@@ -13,6 +13,8 @@ What each family adds over the BERT and GPT-2-like fixtures (scripts/fixture_mod
 - albert:     factorized embeddings (E < d, mapped in) and one layer shared across depths
 - electra:    embedding projection (E -> d), classification head on token 0
 - t5:         (in zoo_rmsnorm.py) RMSNorm, log-bucketed relative position bias (shared by all layers), gated GELU
+- gelu, gelu-tanh: (in zoo_gelu.py) BERT exported with native Gelu nodes at opset 20,
+              approximate='none' and 'tanh'
 - llama:      (in zoo_rmsnorm.py) RMSNorm, rotary embeddings of computed positions (rotate-half by slice/neg/concat),
               grouped-query attention (k/v repeated by expand + reshape), causal masked_fill,
               SiLU-gated MLP
@@ -27,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import fixture_models as fm
+from zoo_gelu import BertGeluModel, BertGeluTanhModel, pos_head
 from zoo_rmsnorm import LlamaModel, T5EncoderModel
 
 
@@ -289,6 +292,8 @@ FAMILIES = [
     Family('electra', 'electra', ElectraModel, 'cls', 'seq', (17,), 'embedding projection (E=16 -> d=32); classification head on token 0'),
     Family('t5', 'encoder', T5EncoderModel, 'ner', 'token', (17,), 'RMSNorm, log-bucketed relative position bias, gated GELU (tanh form)'),
     Family('llama', 'model', LlamaModel, 'lm', 'lm', (17,), 'RMSNorm, rotary of computed positions, GQA (4 q / 2 kv heads), causal masked_fill, SiLU-gated MLP'),
+    Family('gelu', 'bert', BertGeluModel, 'ner', 'token', (20,), "BERT post-LN; native Gelu-20, approximate='none', in the FFNs and the pos head"),
+    Family('gelu-tanh', 'bert', BertGeluTanhModel, 'ner', 'token', (20,), "BERT post-LN; native Gelu-20, approximate='tanh', in the FFNs and the pos head"),
 ]
 
 
@@ -311,5 +316,7 @@ def build(fam, seed):
     cfg = config(fam)
     torch.manual_seed(seed)
     model = TwoHeads(cfg, fam.prefix, fam.trunk(cfg), fam.second, second_head(fam, cfg))
+    if hasattr(fam.trunk, 'approximate'):
+        model.pos = pos_head(cfg, fam.trunk.approximate)
     fm.init_weights(model, seed, 'fixture')
     return model.eval()

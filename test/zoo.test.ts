@@ -14,7 +14,7 @@ import { patchModel } from '../src/patch/patch';
 import { inspectModel } from '../src/inspect/inspect';
 import { formatInspectReport } from '../src/inspect/format';
 import { observeUnknownRanks } from '../src/onnx/shapes';
-import { REPO_ROOT, Reference, ZOO_ENCODERS, ZOO_NAMES, loadReference, modelPath, referenceFeeds } from './fixtures/reference';
+import { REPO_ROOT, Reference, ZOO_ENCODERS, ZOO_NAMES, loadReference, modelPath, referenceFeeds, zooModelOf } from './fixtures/reference';
 import { expectSameOutputs, maxAbsDiff, runOrt } from './helpers/models';
 
 const TOL = 1e-4;
@@ -79,7 +79,7 @@ describe.each(ZOO_NAMES.map((n) => [n]))('%s', (name) => {
 
 describe.each(ZOO_ENCODERS.map((f) => [f]))('encoder-only %s', (family) => {
   const file = path.join(REPO_ROOT, 'models', 'zoo', `${family}-encoder.onnx`);
-  const full = ZOO_NAMES.find((n) => n.startsWith(`zoo/${family}-`))!;
+  const full = zooModelOf(family);
 
   it('outputs last_hidden_state, the trunk tensor of the two-head model, with every rank known', async () => {
     const enc = loadModel(file);

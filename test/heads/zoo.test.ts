@@ -10,7 +10,7 @@ import { tensorToFloat32 } from '../../src/onnx/tensor';
 import { addHeads } from '../../src/heads/add';
 import { inspectModel } from '../../src/inspect/inspect';
 import { buildTrainingGraph } from '../../src/grad/training';
-import { REPO_ROOT, ZOO_ENCODERS, ZOO_NAMES, loadReference, referenceFeeds } from '../fixtures/reference';
+import { REPO_ROOT, ZOO_ENCODERS, loadReference, referenceFeeds, zooModelOf } from '../fixtures/reference';
 import { affine, init, maxRelError, runFloats } from './helpers';
 
 const D = 32;
@@ -31,7 +31,7 @@ function crossEntropy(logits: Float32Array, C: number, labels: number[]): number
 
 describe.each(ZOO_ENCODERS.map((f) => [f]))('heads add on the %s encoder', (family) => {
   const encoder = loadModel(path.join(REPO_ROOT, 'models', 'zoo', `${family}-encoder.onnx`));
-  const ref = loadReference(ZOO_NAMES.find((n) => n.startsWith(`zoo/${family}-`))!);
+  const ref = loadReference(zooModelOf(family));
   const feeds = referenceFeeds(ref);
   const [B, T] = ref.inputs.input_ids.dims;
   const posLabels = ref.heads[0].labels.data;
