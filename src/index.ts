@@ -71,5 +71,5 @@ export { runExperiment, defaultConfig, runErasureExperiment, resolveErasureConfi
 export type { ExperimentReport, ErasureConfig, ErasureReport, RemovalMethod, MethodRun, MethodSummary, ExperimentKind } from './experiment';
 
 // Concept erasure (LEACE, INLP, random directions) spliced as ONNX nodes
-export { fitEraser, fitLeace, LeaceFitter, fitInlp, randomEraser, applyEraser, denseEraser, spliceEraser, removeEraser, readErasers, eraseModel } from './erase';
+export { fitEraser, fitLeace, LeaceFitter, fitInlp, randomEraser, applyEraser, denseEraser, spliceEraser, removeEraser, removeErasers, readErasers, eraseModel } from './erase';
 export type { Eraser, EraseMethod, FitEraserOptions, FitEraserResult, EraserRecord, EraseModelOptions, EraseModelResult } from './erase';

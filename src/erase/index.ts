@@ -9,7 +9,7 @@ export type { InlpOptions, InlpResult, InlpIteration, LinearClassifier } from '.
 export { randomEraser } from './random';
 export { fitEraser, checkErasureFeatures, MIN_ERASE_ROWS } from './fit';
 export type { FitEraserOptions, FitEraserResult } from './fit';
-export { spliceEraser, removeEraser, checkEraseTensor, eraserAt, readErasers } from './splice';
+export { spliceEraser, removeEraser, removeErasers, checkEraseTensor, eraserAt, readErasers } from './splice';
 export type { SpliceOptions, SpliceResult, EraserRecord, EraserFitInfo } from './splice';
 export { ERASERS_KEY } from './records';
 export { erasureTarget, defaultErasureTensor, loadErasureExamples } from './target';

@@ -13,7 +13,7 @@ import { float32Tensor } from '../onnx/tensor';
 import { inferShapes } from '../onnx/shapes';
 import { copyForSurgery } from '../patch/patch';
 import { Eraser, denseEraser } from './eraser';
-import { EraserFitInfo, EraserRecord, eraserAt, readErasers, writeErasers } from './records';
+import { ERASERS_KEY, EraserFitInfo, EraserRecord, eraserAt, readErasers, writeErasers } from './records';
 
 export type { EraserFitInfo, EraserRecord };
 export { eraserAt, readErasers };
@@ -133,9 +133,31 @@ function unsplice(proto: ModelProto, graph: Graph, r: EraserRecord): void {
 
 /** The model without the eraser at `tensor` (an error if there is none). */
 export function removeEraser(model: Model, tensor: string): { model: Model; removed: EraserRecord } {
+  if (!eraserAt(model.proto, tensor)) throw new GrlError(`${model.source}: no eraser at tensor '${tensor}'`, { file: model.source });
+  const r = removeErasers(model, tensor);
+  return { model: r.model, removed: r.removed[0] };
+}
+
+/** `leace at 'T'`: how errors name an eraser. */
+const eraserLabel = (r: EraserRecord) => `${r.method} at '${r.tensor}'`;
+
+/**
+ * The model without the erasers `which` selects: the one at a tensor (the tensor it was fit
+ * on, or the tensor it reads) or the one owning a node of that name; every eraser when `which`
+ * is undefined. Each comes out as `unsplice` takes it out, so the graph and metadata are the
+ * model's before `erase`, byte for byte. Later erasers go first: each finds the graph as it left it.
+ */
+export function removeErasers(model: Model, which?: string): { model: Model; removed: EraserRecord[] } {
+  const all = readErasers(model.proto);
+  if (!all.length) throw new GrlError(`${model.source}: the model has no eraser (no ${ERASERS_KEY} metadata); there is nothing to remove`, { file: model.source });
+  const chosen = which === undefined ? all : all.filter((r) => r.tensor === which || r.input === which || r.nodes.includes(which));
+  if (!chosen.length) throw new GrlError(`${model.source}: no eraser at tensor or node '${which}'; the model has ${all.map(eraserLabel).join(', ')}`, { file: model.source });
   const proto = surgeryCopy(model);
-  const r = eraserAt(proto, tensor);
-  if (!r) throw new GrlError(`${model.source}: no eraser at tensor '${tensor}'`, { file: model.source });
-  unsplice(proto, new Graph(proto.graph ?? {}), r);
-  return { model: { ...model, proto }, removed: r };
+  for (const r of [...chosen].reverse()) unsplice(proto, new Graph(proto.graph ?? {}), r);
+  try {
+    new Graph(proto.graph ?? {}).validate();
+  } catch (e) {
+    throw new GraphError(`${model.source}: removing ${chosen.map(eraserLabel).join(', ')} produced an invalid graph: ${(e as Error).message}`);
+  }
+  return { model: { ...model, proto }, removed: chosen };
 }

@@ -12,7 +12,7 @@ import { float32Tensor, tensorToFloat32 } from '../../src/onnx/tensor';
 import { Eraser, denseEraser, makeEraser } from '../../src/erase/eraser';
 import { randomEraser } from '../../src/erase/random';
 import { fitLeace } from '../../src/erase/leace';
-import { readErasers, removeEraser, spliceEraser } from '../../src/erase/splice';
+import { readErasers, removeEraser, removeErasers, spliceEraser } from '../../src/erase/splice';
 import { buildTrainingGraph } from '../../src/grad/training';
 import { Rng } from '../../src/data/jsonl';
 import { gaussian } from '../../src/probe/probe';
@@ -196,5 +196,18 @@ describe('spliceEraser on [N, d] tensors', () => {
     expect(maxRelErr(out[record.output].data as Float32Array, affine(e, x))).toBeLessThan(1e-6);
     const back = removeEraser(m, 'features').model;
     expect(serializeModel(back.proto).equals(serializeModel(model.proto))).toBe(true);
+  });
+
+  test('removeErasers: at a graph input and a graph output together, all or one, back to the model byte for byte', () => {
+    const one = spliceEraser(model, e, { tensor: 'features' }).model;
+    const two = spliceEraser(one, randomLeace(4, 1), { tensor: 'last_hidden_state' }).model;
+    const all = removeErasers(two);
+    expect(all.removed.map((r) => r.tensor)).toEqual(['features', 'last_hidden_state']);
+    expect(serializeModel(all.model.proto).equals(serializeModel(model.proto))).toBe(true);
+    const outer = removeErasers(two, 'last_hidden_state/before_erase');
+    expect(serializeModel(outer.model.proto).equals(serializeModel(one.proto))).toBe(true);
+    expect(two.proto.graph?.node?.length).toBe((model.proto.graph?.node?.length ?? 0) + 4);
+    expect(() => removeErasers(two, 'w2')).toThrow("enc.onnx: no eraser at tensor or node 'w2'; the model has leace at 'features', leace at 'last_hidden_state'");
+    expect(() => removeErasers(model)).toThrow('enc.onnx: the model has no eraser (no grl-onnx.erasers metadata); there is nothing to remove');
   });
 });

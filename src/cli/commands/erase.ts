@@ -1,19 +1,21 @@
 // CLI command `grl-onnx erase`: fit a concept eraser (LEACE, INLP, or random
-// directions) on a model's encodings and splice it into the graph. Thin: the work
-// is in src/erase/run.ts; nothing is written unless fitting and splicing succeed.
+// directions) on a model's encodings and splice it into the graph, or with --remove
+// take spliced erasers out again. Thin: the work is in src/erase/run.ts and
+// src/erase/splice.ts; nothing is written unless fitting and splicing (or removing) succeed.
 import type { Argv } from 'yargs';
 import { GrlError } from '../../onnx/errors';
-import { GrlCommand } from '../command';
+import { CliIO, GrlCommand } from '../command';
 import { CorpusArgs, corpusFromArgs, withCorpusOptions } from '../corpus';
 import { splitLabel } from './probe';
 import type { EraseMethod } from '../../erase/eraser';
 
 interface EraseArgs extends Omit<CorpusArgs, 'label'> {
   model: string;
-  data: string;
-  label: string;
+  data?: string;
+  label?: string;
   at?: string;
-  method: EraseMethod;
+  method?: EraseMethod;
+  remove?: string;
   rank?: number;
   iterations?: number;
   tolerance?: number;
@@ -40,10 +42,11 @@ export const eraseCommand: GrlCommand<EraseArgs> = {
   builder: (y: Argv) =>
     withCorpusOptions(y, { label: false })
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model' })
-      .option('data', { type: 'string', demandOption: true, describe: 'Data to fit on: ids JSON Lines, or a corpus with --tokenizer' })
-      .option('label', { type: 'string', demandOption: true, describe: 'The label to erase: a head of the model or a key in the data; NAME=COLUMN with --tokenizer' })
-      .option('at', { type: 'string', describe: 'Tensor to erase at (default: the hidden states the heads read, or last_hidden_state)' })
-      .option('method', { choices: ['inlp', 'leace', 'random'] as const, demandOption: true })
+      .option('data', { type: 'string', describe: 'Data to fit on: ids JSON Lines, or a corpus with --tokenizer (required unless --remove)' })
+      .option('label', { type: 'string', describe: 'The label to erase: a head of the model or a key in the data; NAME=COLUMN with --tokenizer (required unless --remove)' })
+      .option('at', { type: 'string', describe: 'Tensor to erase at (default: the hidden states the heads read, or last_hidden_state); with --remove, the eraser to take out' })
+      .option('method', { choices: ['inlp', 'leace', 'random'] as const, describe: '(required unless --remove)' })
+      .option('remove', { type: 'string', describe: 'Take erasers out instead: the one at this tensor (or with this node name), every eraser without a value; the outputs are the model\'s before erase' })
       .option('rank', { type: 'number', describe: 'random: directions to remove (default: the rank INLP removes)' })
       .option('iterations', { type: 'number', describe: 'INLP: maximum classifiers (default 20)' })
       .option('tolerance', { type: 'number', describe: 'INLP: stop when held-out accuracy ≤ majority + this (default 0.01)' })
@@ -56,17 +59,22 @@ export const eraseCommand: GrlCommand<EraseArgs> = {
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Output model file' })
       .option('json', { type: 'boolean', describe: 'Print what was fit and spliced as one JSON document' })
-      .example('$0 erase models/tiny-tagger.onnx --data data/train.jsonl --label pos --method leace -o erased.onnx', 'LEACE pos out of the hidden states both heads read') as unknown as Argv<EraseArgs>,
+      .example('$0 erase models/tiny-tagger.onnx --data data/train.jsonl --label pos --method leace -o erased.onnx', 'LEACE pos out of the hidden states both heads read')
+      .example('$0 erase erased.onnx --remove -o restored.onnx', 'Take every eraser out again') as unknown as Argv<EraseArgs>,
   handler: async (args, io) => {
+    if (args.remove !== undefined) return removeErasersCommand(args, io);
+    const missing = (['data', 'label', 'method'] as const).filter((k) => args[k] === undefined);
+    if (missing.length) throw new GrlError(`Missing required argument${missing.length > 1 ? 's' : ''}: ${missing.join(', ')} (to fit an eraser; --remove takes erasers out)`);
+    const [data, method] = [args.data as string, args.method as EraseMethod];
     for (const k of ['rank', 'iterations', 'maxRows', 'epochs', 'threads'] as const) positiveInt(k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), args[k]);
     const { loadModel, saveModel } = await import('../../onnx/io');
     const { eraseModel } = await import('../../erase/run');
-    const [label, column] = args.tokenizer ? splitLabel(args.label) : [args.label, undefined];
+    const [label, column] = args.tokenizer ? splitLabel(args.label as string) : [args.label as string, undefined];
     const corpus = corpusFromArgs({ ...args, label: undefined }, io, column ? [`${label}=${column}`] : []);
     const model = loadModel(args.model);
     (await import('../../onnx/validate')).assertValidModel(model);
     const r = await eraseModel(model, {
-      corpus, data: args.data, label, at: args.at, method: args.method, rank: args.rank, iterations: args.iterations, tolerance: args.tolerance,
+      corpus, data, label, at: args.at, method, rank: args.rank, iterations: args.iterations, tolerance: args.tolerance,
       svdTol: args.svdTol, maxRows: args.maxRows, seed: args.seed, replace: args.replace, threads: args.threads, probe: { epochs: args.epochs, lr: args.lr },
     });
     saveModel(r.model, args.output, { protect: [args.model] });
@@ -90,3 +98,28 @@ export const eraseCommand: GrlCommand<EraseArgs> = {
     io.stderr.write(`wrote ${args.output}\n`);
   },
 };
+
+/** Fitting options that make no sense with --remove (it fits nothing). */
+const FIT_ONLY = ['data', 'label', 'method', 'rank', 'iterations', 'tolerance', 'svdTol', 'maxRows', 'epochs', 'lr', 'replace', 'tokenizer'] as const;
+
+/** `erase --remove [ERASER]`: the model without the selected erasers (all of them by default). */
+async function removeErasersCommand(args: EraseArgs, io: CliIO): Promise<void> {
+  const given = FIT_ONLY.filter((k) => args[k as keyof EraseArgs] !== undefined);
+  if (given.length) throw new GrlError(`--remove fits nothing: drop ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+  if (args.remove && args.at && args.remove !== args.at) throw new GrlError(`--remove '${args.remove}' and --at '${args.at}' name different erasers; give one`);
+  const which = args.remove || args.at || undefined;
+  const { loadModel, saveModel } = await import('../../onnx/io');
+  const { removeErasers } = await import('../../erase/splice');
+  const model = loadModel(args.model);
+  (await import('../../onnx/validate')).assertValidModel(model);
+  const { model: out, removed } = removeErasers(model, which);
+  saveModel(out, args.output, { protect: [args.model] });
+  const remaining = (await import('../../erase/records')).readErasers(out.proto);
+  if (args.json) {
+    io.stdout.write(`${JSON.stringify({ model: args.model, written: args.output, removed, remaining }, null, 1)}\n`);
+  } else {
+    for (const r of removed) io.stdout.write(`removed the ${r.method} eraser at ${r.tensor} (rank ${r.rank} of ${r.dim}; nodes ${r.nodes.join(', ')})\n`);
+    if (remaining.length) io.stdout.write(`  kept ${remaining.map((r) => `the ${r.method} eraser at ${r.tensor}`).join(', ')}\n`);
+  }
+  io.stderr.write(`wrote ${args.output}\n`);
+}
