@@ -114,3 +114,13 @@ describe('Gelu backward (approximate none), finite differences', () => {
     await gradCheckBoth({ op: 'Gelu', opset: 20, inputs: [{ dims: [8], values: [-6, -2.5, -1, -0.1, 0, 0.3, 1.7, 5] }], eps: 1e-3 });
   });
 });
+
+describe('Gelu backward (approximate tanh), finite differences', () => {
+  const attrs = { approximate: A.string('tanh') };
+  it('over the tails and the centre', async () => {
+    await gradCheckBoth({ op: 'Gelu', opset: 20, attrs, inputs: [{ dims: [3, 5, 8], scale: 3 }], seed: 7 });
+  });
+  it('at hand-picked points including 0 and large |x|', async () => {
+    await gradCheckBoth({ op: 'Gelu', opset: 20, attrs, inputs: [{ dims: [8], values: [-6, -2.5, -1, -0.1, 0, 0.3, 1.7, 5] }], eps: 1e-3 });
+  });
+});
