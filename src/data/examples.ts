@@ -70,6 +70,16 @@ export function resolveLabelVocab(from: string | LabelVocab, c: CorpusOptions): 
   return buildLabelVocab(sentences, reqs.map((r) => r.name), c.labelOrder ?? 'sorted', from);
 }
 
+/**
+ * The label names a corpus run reads its labels with: the model's (they win), else the
+ * training vocabulary (`labelsFrom`, or built from `trainFile`). Ids JSONL has none.
+ */
+export function corpusLabelNames(trainFile: string, c: CorpusOptions): LabelVocab {
+  const from = c.labelsFrom ?? trainFile;
+  const built = typeof from === 'string' && !from.endsWith('.json') && isIdsJsonl(from) ? {} : resolveLabelVocab(from, c);
+  return { ...built, ...(c.modelLabels ?? {}) };
+}
+
 /** A head with label names in the model (heads add --labels) reads its labels with those names. */
 export function corpusForModel(c: CorpusOptions, model: Pick<Model, 'proto'>): CorpusOptions {
   const modelLabels: LabelVocab = {};

@@ -26,7 +26,7 @@ import { RunFolder } from './run-folder';
 import { assertValidModel } from '../onnx/validate';
 import { MlmOptions, TrainLossKind, corpusFor, feedSpec, mlmHeads, readSpec, setupMlm } from './mlm';
 import { embeddingLimits, mseLayouts, dataSpecFor, batchFeeds } from './feeds';
-import { evaluate, scalar } from './evaluate';
+import { evaluate, evalLabelNames, scalar } from './evaluate';
 import type { HeadMetrics, EvalRecord } from './evaluate';
 
 export interface TrainerOptions {
@@ -235,6 +235,7 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
   const trainSet = opts.trainExamples ?? loadExamples(opts.data, dataSpec, corpusFor(opts.data, corpus, dataSpec));
   const evalData = opts.evalExamples ?? (opts.eval ? loadExamples(opts.eval, dataSpec, corpusFor(opts.eval, corpus && corpusForEval(corpus, opts.data), dataSpec)) : undefined);
   const evalSet = evalData && mlm ? mlm.eval(evalData) : evalData;
+  const labelNames = evalSet ? evalLabelNames(shapesFrom, tg.heads, corpus && !opts.trainExamples ? { options: corpus, data: opts.data } : undefined) : {};
   checkBatchMemory(shapesFrom, Math.min(opts.batchSize, trainSet.length), trainSet.reduce((m, e) => Math.max(m, e.length), 1));
   folder.claim();
   for (const n of folder.notes) hooks.onWarning?.(n);
@@ -275,7 +276,8 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
     let interrupted = false;
     const runEval = async (step: number) => {
       if (!evalSet) return;
-      lastEval = { step, ...(await evaluate(session, evalSet, spec, tg, Math.max(opts.batchSize, 32))) };
+      // The run's last eval also carries the per-class table (src/train/evaluate.ts).
+      lastEval = { step, ...(await evaluate(session, evalSet, spec, tg, Math.max(opts.batchSize, 32), { labelNames, perClass: step === totalSteps })) };
       fs.writeSync(metrics, `${JSON.stringify({ eval: lastEval })}\n`);
       hooks.onEval?.(lastEval);
     };

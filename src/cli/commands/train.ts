@@ -7,6 +7,7 @@ import { GrlError } from '../../onnx/errors';
 import { CliIO, GrlCommand, repeatable, warn } from '../command';
 import { CorpusArgs, corpusFromArgs, withCorpusOptions } from '../corpus';
 import { parseHeadSpec } from './patch';
+import { classTable } from '../class-table';
 import type { StepRecord, EvalRecord, HeadMetrics } from '../../train/trainer';
 import type { LossKind } from '../../grad/losses';
 import type { TrainLossKind } from '../../train/mlm';
@@ -94,9 +95,21 @@ function parseLossSpecOf<K extends string>(spec: string, kinds: readonly K[]): {
 
 const fmt = (x: number, d = 4) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 
-/** One head's eval metrics for people: accuracy for CE heads, mean absolute error for MSE heads. */
-function headEval(h: string, m: HeadMetrics): string {
-  return m.accuracy === undefined ? `${h} mse ${fmt(m.loss)} mae ${fmt(m.mae ?? NaN)}` : `${h} loss ${fmt(m.loss)} acc ${fmt(m.accuracy * 100, 2)}%`;
+/** One head's eval metrics for people: accuracy, macro-F1 (and span F1) for CE heads, mean absolute error for MSE heads. */
+export function headEval(h: string, m: HeadMetrics): string {
+  if (m.accuracy === undefined) return `${h} mse ${fmt(m.loss)} mae ${fmt(m.mae ?? NaN)}`;
+  const f1 = `${m.macro_f1 !== undefined ? ` macro-F1 ${fmt(m.macro_f1 * 100, 2)}%` : ''}${m.span_f1 !== undefined ? ` span-F1 ${fmt(m.span_f1 * 100, 2)}%` : ''}`;
+  return `${h} loss ${fmt(m.loss)} acc ${fmt(m.accuracy * 100, 2)}%${f1}`;
+}
+
+/** The per-class tables of the run's last eval (heads scored per class only). */
+function classTables(e: EvalRecord): string {
+  const lines: string[] = [];
+  for (const [h, m] of Object.entries(e.heads)) {
+    if (!m.per_class || m.macro_f1 === undefined || m.accuracy === undefined) continue;
+    lines.push(...classTable(h, { ...m, per_class: m.per_class, macro_f1: m.macro_f1, accuracy: m.accuracy }));
+  }
+  return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
 function stepLine(r: StepRecord): Record<string, unknown> {
@@ -224,7 +237,7 @@ export const trainCommand: GrlCommand<TrainArgs> = {
       } else {
         const last = s.lastStep;
         io.stdout.write(`${s.interrupted ? 'interrupted' : 'done'}: ${s.startStep + s.steps}/${s.totalSteps} steps${last ? `, loss ${fmt(last.loss)}` : ''}, median step ${fmt(s.medianStepMs, 1)} ms\n`);
-        if (s.lastEval) io.stdout.write(`dev: ${Object.entries(s.lastEval.heads).map(([h, m]) => headEval(h, m)).join(', ')}\n`);
+        if (s.lastEval) io.stdout.write(`dev: ${Object.entries(s.lastEval.heads).map(([h, m]) => headEval(h, m)).join(', ')}\n${classTables(s.lastEval)}`);
         io.stdout.write(s.interrupted ? `checkpoint: ${s.checkpoint} (continue with --resume ${s.out})\n` : `model: ${s.model}\ncheckpoint: ${s.checkpoint}\nmetrics: ${s.metrics}\n`);
       }
       if (s.interrupted) io.exitCode = 130;

@@ -1,0 +1,61 @@
+// Metrics, one head: feeds argmax predictions and gold class ids, one example
+// at a time, into the per-class counts and (for heads whose label names are
+// BIO-style) the span counts. The trainer's evaluation and the probe both score
+// through this, so `train` and `probe` report the same numbers the same way.
+import { ClassCounts, ClassReport } from './classes';
+import { SpanCounts, SpanReport, Tag, isSpanLabelSet, parseTag } from './spans';
+
+/** Heads with more classes than this (vocabulary-sized MLM decoders) get no class metrics. */
+export const MAX_SCORED_CLASSES = 1024;
+
+export interface HeadScores {
+  classes: ClassReport;
+  /** Present when the label names are BIO-style (or spans were asked for). */
+  spans?: SpanReport;
+}
+
+export interface HeadScorerOptions {
+  /** Label names by class id (metadata `grl-onnx.id2label.<head>`); ids are used without them. */
+  names?: readonly string[];
+  /** Span metrics: 'auto' (default) when the names are BIO-style, 'off' never. */
+  spans?: 'auto' | 'off';
+}
+
+export class HeadScorer {
+  readonly counts: ClassCounts;
+  private readonly spanCounts?: SpanCounts;
+  private readonly tags?: Tag[];
+
+  constructor(readonly numClasses: number, private readonly opts: HeadScorerOptions = {}) {
+    this.counts = new ClassCounts(numClasses);
+    if ((opts.spans ?? 'auto') === 'auto' && isSpanLabelSet(opts.names) && opts.names!.length === numClasses) {
+      this.spanCounts = new SpanCounts();
+      this.tags = opts.names!.map(parseTag);
+    }
+  }
+
+  /** Whether this head gets span metrics. */
+  get spans(): boolean {
+    return !!this.spanCounts;
+  }
+
+  /** One example: its labelled positions in order (ignored positions left out), or one row for a pooled head. */
+  addExample(gold: ArrayLike<number>, pred: ArrayLike<number>): void {
+    for (let i = 0; i < gold.length; i++) this.counts.add(gold[i], pred[i]);
+    if (!this.spanCounts || !this.tags) return;
+    const tags = this.tags;
+    this.spanCounts.add(Array.from(gold, (c) => tags[c]), Array.from(pred, (c) => tags[c]));
+  }
+
+  report(): HeadScores {
+    const classes = this.counts.report(this.opts.names);
+    return this.spanCounts ? { classes, spans: this.spanCounts.report() } : { classes };
+  }
+}
+
+/** Index of the largest of `n` logits from `offset` (the first on ties, like ArgMax). */
+export function argmax(logits: ArrayLike<number>, offset: number, n: number): number {
+  let best = 0;
+  for (let c = 1; c < n; c++) if (logits[offset + c] > logits[offset + best]) best = c;
+  return best;
+}
