@@ -3,6 +3,7 @@
 // BIO-style) the span counts. The trainer's evaluation and the probe both score
 // through this, so `train` and `probe` report the same numbers the same way.
 import { ClassCounts, ClassReport } from './classes';
+import { IGNORE_INDEX } from '../data/jsonl';
 import { SpanCounts, SpanReport, Tag, isSpanLabelSet, parseTag } from './spans';
 
 /** Heads with more classes than this (vocabulary-sized MLM decoders) get no class metrics. */
@@ -45,6 +46,30 @@ export class HeadScorer {
     if (!this.spanCounts || !this.tags) return;
     const tags = this.tags;
     this.spanCounts.add(Array.from(gold, (c) => tags[c]), Array.from(pred, (c) => tags[c]));
+  }
+
+  /**
+   * A batch of logits, row-major [...labels' shape, C], and its gold ids (-100 = ignored):
+   * `examples` rows, each one example whose non-ignored positions are scored in order
+   * (a token head's [B, T]; non-first subwords are ignored, so spans are over words),
+   * or one position each (a pooled head's [B]). False when the logits do not line up.
+   */
+  addBatch(labels: ArrayLike<number | bigint>, logits: ArrayLike<number>, examples: number): boolean {
+    const C = this.numClasses;
+    const per = labels.length / examples;
+    if (logits.length !== labels.length * C || !Number.isInteger(per)) return false;
+    for (let b = 0; b < examples; b++) {
+      const gold: number[] = [];
+      const pred: number[] = [];
+      for (let t = b * per; t < (b + 1) * per; t++) {
+        const y = Number(labels[t]);
+        if (y === IGNORE_INDEX) continue;
+        gold.push(y);
+        pred.push(argmax(logits, t * C, C));
+      }
+      this.addExample(gold, pred);
+    }
+    return true;
   }
 
   report(): HeadScores {

@@ -5,10 +5,10 @@
 // argmax of the logits the eval graph outputs.
 import * as ort from 'onnxruntime-node';
 import type { TrainingGraph } from '../grad/training';
-import { Batch, DataSpec, Example, IGNORE_INDEX, makeBatch } from '../data/jsonl';
+import { Batch, DataSpec, Example, makeBatch } from '../data/jsonl';
 import type { TrainingSession } from './session';
 import { batchFeeds } from './feeds';
-import { ClassRow, HeadScorer, MAX_SCORED_CLASSES, SpanTypeRow, argmax } from '../metrics';
+import { ClassRow, HeadScorer, MAX_SCORED_CLASSES, SpanTypeRow } from '../metrics';
 import type { Model } from '../onnx/io';
 import { readLabelNames } from '../heads/labels';
 import { CorpusOptions, corpusLabelNames } from '../data/examples';
@@ -42,31 +42,6 @@ export interface EvaluateOptions {
 
 /** The value of a scalar float output (NaN when absent). */
 export const scalar = (t: ort.Tensor | undefined): number => (t ? Number((t.data as Float32Array)[0]) : NaN);
-
-/**
- * Feed one batch's argmax predictions into `scorer`: one example per batch row, its
- * non-ignored positions in order (token heads [B, T, C]) or its one row (pooled [B, C]).
- * False when the logits do not line up with the labels (the head is then not scored).
- */
-function scoreBatch(scorer: HeadScorer, labels: BigInt64Array, logits: ort.Tensor | undefined, batch: Batch): boolean {
-  const C = scorer.numClasses;
-  if (!logits || logits.dims[logits.dims.length - 1] !== C || logits.data.length !== labels.length * C) return false;
-  const data = logits.data as Float32Array;
-  const per = labels.length / batch.size;
-  if (!Number.isInteger(per)) return false;
-  for (let b = 0; b < batch.size; b++) {
-    const gold: number[] = [];
-    const pred: number[] = [];
-    for (let t = 0; t < per; t++) {
-      const y = Number(labels[b * per + t]);
-      if (y === IGNORE_INDEX) continue;
-      gold.push(y);
-      pred.push(argmax(data, (b * per + t) * C, C));
-    }
-    scorer.addExample(gold, pred);
-  }
-  return true;
-}
 
 /** The class metrics of one CE head for its HeadMetrics. */
 function classMetrics(scorer: HeadScorer, perClass: boolean): Partial<HeadMetrics> {
@@ -135,7 +110,7 @@ function scoreHead(scorer: HeadScorer | null | undefined, head: string, batch: B
     if (!(C >= 1 && C <= MAX_SCORED_CLASSES)) return null;
     scorer = new HeadScorer(C, { names: opts.labelNames?.[head] });
   }
-  return scoreBatch(scorer, batch.labels[head] as BigInt64Array, logits, batch) ? scorer : null;
+  return logits.dims[logits.dims.length - 1] === C && scorer.numClasses === C && scorer.addBatch(batch.labels[head] as BigInt64Array, logits.data as Float32Array, batch.size) ? scorer : null;
 }
 
 /**
