@@ -84,3 +84,20 @@ export function argmax(logits: ArrayLike<number>, offset: number, n: number): nu
   for (let c = 1; c < n; c++) if (logits[offset + c] > logits[offset + best]) best = c;
   return best;
 }
+
+/**
+ * Scores of rows in order, `example[i]` naming the example row i belongs to (rows of one
+ * example are consecutive, as a probe's token rows are): spans never cross examples.
+ * Without `example` each row is its own example.
+ */
+export function scoreRows(gold: ArrayLike<number>, pred: ArrayLike<number>, numClasses: number, opts: HeadScorerOptions & { example?: ArrayLike<number> } = {}): HeadScores {
+  const scorer = new HeadScorer(numClasses, opts);
+  const ex = opts.example;
+  let start = 0;
+  for (let i = 1; i <= gold.length; i++) {
+    if (i < gold.length && ex && ex[i] === ex[start]) continue;
+    scorer.addExample(Array.prototype.slice.call(gold, start, i), Array.prototype.slice.call(pred, start, i));
+    start = i;
+  }
+  return scorer.report();
+}

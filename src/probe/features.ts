@@ -18,6 +18,8 @@ export interface Features {
   y: Int32Array;
   /** The input id (word type) of each row, for control tasks; -1 for sequence rows. */
   wordIds: Int32Array;
+  /** The index of the example each row comes from (rows of one example are consecutive): entity spans never cross it. */
+  example?: Int32Array;
 }
 
 /** A copy of the model whose only output is `tensor` (graph pruned to what it needs). */
@@ -43,6 +45,7 @@ export async function extractFeatures(
   const rowsX: Float32Array[] = [];
   const ys: number[] = [];
   const ids: number[] = [];
+  const exampleOf: number[] = [];
   let dim = -1;
   const bs = opts.batchSize ?? 64;
   const dataSpec: DataSpec = { ...spec, labels: spec.labels.filter((l) => l.key === opts.label) };
@@ -71,6 +74,7 @@ export async function extractFeatures(
             rowsX.push(data.slice(off, off + d));
             ys.push(y);
             ids.push(Number(inputIds[b * batch.seqLen + t]));
+            exampleOf.push(s + b);
           }
         }
       } else {
@@ -82,6 +86,7 @@ export async function extractFeatures(
           rowsX.push(data.slice(b * per, b * per + d));
           ys.push(y);
           ids.push(-1);
+          exampleOf.push(s + b);
         }
       }
     }
@@ -90,5 +95,5 @@ export async function extractFeatures(
   }
   const x = new Float32Array(rowsX.length * Math.max(dim, 0));
   rowsX.forEach((r, i) => x.set(r, i * dim));
-  return { x, rows: rowsX.length, dim, y: Int32Array.from(ys), wordIds: Int32Array.from(ids) };
+  return { x, rows: rowsX.length, dim, y: Int32Array.from(ys), wordIds: Int32Array.from(ids), example: Int32Array.from(exampleOf) };
 }

@@ -17,6 +17,7 @@ import { TrainingSession } from '../train/session';
 import { Rng } from '../data/jsonl';
 import type { Features } from './features';
 import { Majority, controlTask, majorityBaseline } from './baselines';
+import { SpanReport, scoreRows } from '../metrics';
 
 export type ProbeKind = 'linear' | 'mlp';
 
@@ -26,6 +27,8 @@ export interface ProbeData {
   rows: number;
   dim: number;
   y: ArrayLike<number>;
+  /** The example of each row (consecutive rows of one example), for entity-span scores. */
+  example?: ArrayLike<number>;
 }
 
 export interface ProbeTrainOptions {
@@ -43,6 +46,8 @@ export interface ProbeTrainOptions {
   init?: ProbeInit;
   /** Also return the trained parameters by name (e.g. `probe.weight` [dim, C]). */
   returnParameters?: boolean;
+  /** Class names; BIO-style names add entity-span scores over the held-out examples. */
+  labelNames?: readonly string[];
 }
 
 export type ProbeInit = 'xavier' | 'zeros';
@@ -54,6 +59,8 @@ export interface ProbeScores {
   /** Accuracy on rows whose gold label is not `majorityLabel` (entity tokens for ner). */
   nonMajorityAccuracy: number;
   rows: number;
+  /** With BIO-style label names and token rows: seqeval/conlleval entity-span scores (src/metrics/spans.ts). */
+  spans?: SpanReport;
 }
 
 export interface ProbeTrainResult extends ProbeScores {
@@ -146,36 +153,25 @@ function slice(d: ProbeData, idx: ArrayLike<number>): { x: ort.Tensor; y: ort.Te
   return { x: new ort.Tensor('float32', x, [idx.length, d.dim]), y: new ort.Tensor('int64', y, [idx.length]) };
 }
 
-/** Accuracy, macro-F1 and non-majority accuracy of predictions against gold labels. */
-export function scorePredictions(gold: ArrayLike<number>, pred: ArrayLike<number>, numClasses: number, majorityLabel: number): ProbeScores {
-  const tp = new Array<number>(numClasses).fill(0);
-  const goldN = new Array<number>(numClasses).fill(0);
-  const predN = new Array<number>(numClasses).fill(0);
-  let hit = 0;
+/**
+ * Accuracy, macro-F1 (src/metrics/) and non-majority accuracy of predictions against gold
+ * labels; entity-span scores too when `spans` gives BIO-style names and the rows' examples.
+ */
+export function scorePredictions(gold: ArrayLike<number>, pred: ArrayLike<number>, numClasses: number, majorityLabel: number, spans?: { names?: readonly string[]; example?: ArrayLike<number> }): ProbeScores {
+  const scores = scoreRows(gold, pred, numClasses, { names: spans?.names, example: spans?.example, spans: spans?.example ? 'auto' : 'off' });
   let minority = 0;
   let minorityHit = 0;
   for (let i = 0; i < gold.length; i++) {
-    goldN[gold[i]]++;
-    predN[pred[i]]++;
-    if (gold[i] === pred[i]) {
-      hit++;
-      tp[gold[i]]++;
-    }
-    if (gold[i] !== majorityLabel) {
-      minority++;
-      if (gold[i] === pred[i]) minorityHit++;
-    }
-  }
-  const f1s: number[] = [];
-  for (let c = 0; c < numClasses; c++) {
-    if (!goldN[c] && !predN[c]) continue;
-    f1s.push((2 * tp[c]) / (goldN[c] + predN[c]));
+    if (gold[i] === majorityLabel) continue;
+    minority++;
+    if (gold[i] === pred[i]) minorityHit++;
   }
   return {
-    accuracy: gold.length ? hit / gold.length : 0,
-    macroF1: f1s.length ? f1s.reduce((a, b) => a + b, 0) / f1s.length : 0,
+    accuracy: scores.classes.microF1,
+    macroF1: scores.classes.macroF1,
     nonMajorityAccuracy: minority ? minorityHit / minority : 0,
     rows: gold.length,
+    ...(scores.spans ? { spans: scores.spans } : {}),
   };
 }
 
@@ -239,7 +235,7 @@ export async function trainProbe(train: ProbeData, test: ProbeData, opts: ProbeT
     }
     const majority = majorityBaseline(train.y, test.y, C).label;
     const parameters = opts.returnParameters ? await trainedParameters(session) : undefined;
-    return { ...scorePredictions(test.y, pred, C, majority), trainAccuracy: seen ? correct / seen : 0, epochLoss, steps, ...(parameters ? { parameters } : {}) };
+    return { ...scorePredictions(test.y, pred, C, majority, { names: opts.labelNames, example: test.example }), trainAccuracy: seen ? correct / seen : 0, epochLoss, steps, ...(parameters ? { parameters } : {}) };
   } finally {
     await session?.release();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -278,7 +274,7 @@ export function sampleRows(f: Features, max: number | undefined, seed: number): 
   const idx = new Rng((seed * 48271 + 11) >>> 0).permutation(f.rows).slice(0, max).sort((a, b) => a - b);
   const x = new Float32Array(idx.length * f.dim);
   idx.forEach((r, k) => x.set(f.x.subarray(r * f.dim, (r + 1) * f.dim), k * f.dim));
-  return { x, rows: idx.length, dim: f.dim, y: Int32Array.from(idx, (r) => f.y[r]), wordIds: Int32Array.from(idx, (r) => f.wordIds[r]) };
+  return { x, rows: idx.length, dim: f.dim, y: Int32Array.from(idx, (r) => f.y[r]), wordIds: Int32Array.from(idx, (r) => f.wordIds[r]), ...(f.example ? { example: Int32Array.from(idx, (r) => f.example![r]) } : {}) };
 }
 
 /** A task probe, its majority baseline and (optionally) the control task and selectivity. */
@@ -301,7 +297,8 @@ export async function runProbe(trainF: Features, testF: Features, opts: RunProbe
     // Types seen only in the held-out split get their own fixed label too (the map covers both splits).
     const ctl = controlTask([train.wordIds, testF.wordIds], train.y, opts.numClasses, seed + 1);
     const [yTrain, yTest] = ctl.labels;
-    const c = await trainProbe({ ...train, y: yTrain }, { ...testF, y: yTest }, opts);
+    // Control labels are word-type labels, not tag sequences: no span scores.
+    const c = await trainProbe({ ...train, y: yTrain }, { ...testF, y: yTest }, { ...opts, labelNames: undefined });
     report.control = { accuracy: c.accuracy, majority: majorityBaseline(yTrain, yTest, opts.numClasses).accuracy, trainAccuracy: c.trainAccuracy };
     report.selectivity = report.accuracy - c.accuracy;
   }

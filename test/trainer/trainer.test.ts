@@ -214,8 +214,12 @@ describe('grl-onnx train (CLI)', () => {
     const code = await runCli(['train', modelPath('tagger-opset17'), '--data', data, '--eval', data, '--eval-every', '2', '--loss', 'pos', '--lr', '1e-3', '--steps', '2', '--batch-size', '4', '--threads', '1', '--no-json', '--out', run], io);
     expect([code, err.join('')]).toEqual([0, '']);
     const lines = out.join('').trim().split('\n');
-    expect(lines[0]).toMatch(/^eval @ step 2: pos loss \S+ acc \S+%$/);
+    expect(lines[0]).toMatch(/^eval @ step 2: pos loss \S+ acc \S+% macro-F1 \S+%$/);
     expect(lines[1]).toMatch(/^done: 2\/2 steps, loss \S+, median step \S+ ms$/);
+    // The last eval's per-class table: 17 classes named by id (the fixture has no label names).
+    expect(lines[3]).toMatch(/^pos: \d+ labels, accuracy \(micro-F1\) \S+%, macro-F1 \S+%$/);
+    expect(lines[4].trim().split(/\s+/)).toEqual(['label', 'precision', 'recall', 'f1', 'support', 'predicted']);
+    expect(lines.slice(5, 22).map((l) => l.trim().split(/\s+/)[0])).toEqual(Array.from({ length: 17 }, (_, i) => String(i)));
     expect(lines.slice(-3)).toEqual([`model: ${run}/model.onnx`, `checkpoint: ${run}/checkpoint`, `metrics: ${run}/metrics.jsonl`]);
   });
 

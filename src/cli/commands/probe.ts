@@ -7,6 +7,7 @@ import type { Argv } from 'yargs';
 import { GrlError } from '../../onnx/errors';
 import { GrlCommand, warn } from '../command';
 import { CorpusArgs, corpusFromArgs, withCorpusOptions } from '../corpus';
+import { spanLine } from '../class-table';
 
 interface ProbeArgs extends Omit<CorpusArgs, 'label'> {
   model: string;
@@ -74,7 +75,7 @@ export const probeCommand: GrlCommand<ProbeArgs> = {
     const { loadModel } = await import('../../onnx/io');
     const { resolveHead } = await import('../../patch/heads');
     const { countTruncated } = await import('../../data/jsonl');
-    const { loadExamples, corpusForEval, corpusForModel } = await import('../../data/examples');
+    const { loadExamples, corpusForEval, corpusForModel, corpusLabelNames } = await import('../../data/examples');
     const [headName, column] = args.tokenizer ? splitLabel(args.label) : [args.label, undefined];
     const { extractFeatures } = await import('../../probe/features');
     const { runProbe } = await import('../../probe/probe');
@@ -96,18 +97,20 @@ export const probeCommand: GrlCommand<ProbeArgs> = {
     if (truncated) warn(io, `truncated ${truncated} example${truncated === 1 ? '' : 's'} to the model's sequence limit (--truncate)`);
     const train = await extractFeatures(model, trainSet, spec, fopts);
     const test = await extractFeatures(model, testSet, spec, fopts);
+    const names = readLabelNames(model, head.name) ?? (corpus ? corpusLabelNames(args.data, corpus)[head.name] : undefined);
     const r = await runProbe(train, test, {
+      labelNames: names,
       numClasses: shape.numClasses, kind: args.probe, hidden: args.hidden, epochs: args.epochs, batchSize: args.batchSize,
       lr: args.lr, seed: args.seed, control: args.control, maxTrainRows: args.maxTrainRows, threads: args.threads,
     });
     if (args.json) {
-      const names = readLabelNames(model, head.name);
       io.stdout.write(`${JSON.stringify({ model: args.model, head: head.name, tensor, data: args.data, eval: evalFile, seed: args.seed, ...r, ...(names ? { labelNames: names } : {}) }, null, 1)}\n`);
       return;
     }
     io.stdout.write(`${args.probe} probe for '${head.name}' at ${tensor} (dim ${r.dim}, ${r.trainRows} training rows, ${r.rows} held-out rows in ${evalFile})\n`);
     io.stdout.write(`  accuracy  ${pct(r.accuracy)}   (train ${pct(r.trainAccuracy)}, macro-F1 ${pct(r.macroF1)}, non-majority rows ${pct(r.nonMajorityAccuracy)})\n`);
-    io.stdout.write(`  majority  ${pct(r.majority.accuracy)}   (class ${labelName(readLabelNames(model, head.name), r.majority.label)})\n`);
+    if (r.spans) io.stdout.write(`  ${spanLine(r.spans)}\n`);
+    io.stdout.write(`  majority  ${pct(r.majority.accuracy)}   (class ${labelName(names, r.majority.label)})\n`);
     if (r.control) io.stdout.write(`  control   ${pct(r.control.accuracy)}   selectivity ${((r.selectivity ?? 0) * 100).toFixed(2)} pp\n`);
   },
 };
