@@ -29,9 +29,11 @@ export class HeadScorer {
 
   constructor(readonly numClasses: number, private readonly opts: HeadScorerOptions = {}) {
     this.counts = new ClassCounts(numClasses);
-    if ((opts.spans ?? 'auto') === 'auto' && isSpanLabelSet(opts.names) && opts.names!.length === numClasses) {
+    // A corpus vocabulary may name fewer classes than the head has; the unnamed ones are
+    // never gold and count as O (no entity) when predicted.
+    if ((opts.spans ?? 'auto') === 'auto' && isSpanLabelSet(opts.names) && opts.names!.length <= numClasses) {
       this.spanCounts = new SpanCounts();
-      this.tags = opts.names!.map(parseTag);
+      this.tags = Array.from({ length: numClasses }, (_, c) => (c < opts.names!.length ? parseTag(opts.names![c]) : { tag: 'O', type: '_' }));
     }
   }
 

@@ -1,6 +1,7 @@
 // Entity spans counted as seqeval's default (conlleval) mode: hand-derived chunks
 // for BIO/IOB1/BIOES sequences, sentence boundaries and ignored positions.
-import { HeadScorer, SpanCounts, chunks, isSpanLabelSet, parseTag } from '../../src/metrics';
+import { HeadScorer, SpanCounts, chunks, isSpanLabelSet, parseTag, scoreRows } from '../../src/metrics';
+import { scorePredictions } from '../../src/probe/probe';
 
 const tags = (s: string) => s.split(' ').map(parseTag);
 const spans = (s: string) => chunks(tags(s)).map((c) => `${c.type}:${c.start}-${c.end}`);
@@ -120,5 +121,24 @@ describe('label sets and the head scorer', () => {
     expect(r.classes.classes.map((c) => [c.label, c.support, c.predicted])).toEqual([['neg', 1, 0], ['pos', 1, 2]]);
     // neg F1 0; pos P 1/2 R 1 F1 2/3 → macro 1/3
     expect(r.classes.macroF1).toBeCloseTo(1 / 3, 12);
+  });
+
+  it('scoreRows / the probe: consecutive rows of one example form a sequence', () => {
+    const names = ['O', 'B-PER', 'I-PER'];
+    // rows: B-PER I-PER | I-PER O | O  (examples 4, 4, 7, 7, 9)
+    // gold chunks: PER 0-1 in example 4, PER 0-0 in example 7 (I- after the boundary starts one) → 2.
+    // pred: B-PER O | I-PER O | I-PER → PER 0-0 (wrong end), PER 0-0 (right), PER 0-0 in example 9 (spurious):
+    // correct 1 of 3 predicted and 2 gold: P 1/3, R 1/2, F1 2/5.
+    const gold = [1, 2, 2, 0, 0];
+    const pred = [1, 0, 2, 0, 2];
+    const example = [4, 4, 7, 7, 9];
+    const r = scoreRows(gold, pred, 3, { names, example });
+    expect(r.spans).toMatchObject({ gold: 2, predicted: 3, correct: 1 });
+    expect(r.spans!.f1).toBeCloseTo(2 / 5, 12);
+    // Without examples every row is its own sequence: gold PER×3 (rows 0, 1, 2), pred PER×3 (rows 0, 2, 4); rows 0 and 2 agree.
+    expect(scoreRows(gold, pred, 3, { names }).spans).toMatchObject({ gold: 3, predicted: 3, correct: 2 });
+    const p = scorePredictions(gold, pred, 3, 0, { names, example });
+    expect([p.accuracy, p.spans?.correct]).toEqual([3 / 5, 1]);
+    expect(scorePredictions(gold, pred, 3, 0, { names }).spans).toBeUndefined();
   });
 });
