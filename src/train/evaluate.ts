@@ -38,6 +38,8 @@ export interface EvaluateOptions {
   labelNames?: Record<string, readonly string[] | undefined>;
   /** Add the per-class table, confusion counts and per-type span scores. */
   perClass?: boolean;
+  /** CE heads without class metrics: MLM heads (their classes are the vocabulary). */
+  unscored?: readonly string[];
 }
 
 /** The value of a scalar float output (NaN when absent). */
@@ -104,7 +106,7 @@ export async function evaluate(session: TrainingSession, examples: Example[], sp
 
 /** The head's scorer after this batch (made on first use), or null once its logits do not line up with its labels. */
 function scoreHead(scorer: HeadScorer | null | undefined, head: string, batch: Batch, logits: ort.Tensor | undefined, opts: EvaluateOptions): HeadScorer | null {
-  if (scorer === null || !logits) return null;
+  if (scorer === null || !logits || opts.unscored?.includes(head)) return null;
   const C = logits.dims[logits.dims.length - 1];
   if (!scorer) {
     if (!(C >= 1 && C <= MAX_SCORED_CLASSES)) return null;

@@ -277,7 +277,7 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
     const runEval = async (step: number) => {
       if (!evalSet) return;
       // The run's last eval also carries the per-class table (src/train/evaluate.ts).
-      lastEval = { step, ...(await evaluate(session, evalSet, spec, tg, Math.max(opts.batchSize, 32), { labelNames, perClass: step === totalSteps })) };
+      lastEval = { step, ...(await evaluate(session, evalSet, spec, tg, Math.max(opts.batchSize, 32), { labelNames, perClass: step === totalSteps, unscored: mlm?.heads })) };
       fs.writeSync(metrics, `${JSON.stringify({ eval: lastEval })}\n`);
       hooks.onEval?.(lastEval);
     };

@@ -239,6 +239,17 @@ describe('grl-onnx train --loss mlm', () => {
     }
   });
 
+  it('an mlm head gets loss and accuracy at eval, no per-class metrics (its classes are the vocabulary)', async () => {
+    const dir = tmp();
+    const data = path.join(dir, 'd.jsonl');
+    writeJsonl(data, sentences(8, 9));
+    const { io, out, err } = captureIO();
+    const code = await runCli(args(dir, mlmModel(dir), data, '--eval', data, '--loss', 'mlm', '--mask-token-id', '127', '--special-ids', '0,1,2'), io);
+    expect([code, err.join('')]).toEqual([0, '']);
+    const ev = out.join('').trim().split('\n').map((l) => JSON.parse(l)).filter((o) => o.eval).pop().eval;
+    expect(Object.keys(ev.heads.mlm).sort()).toEqual(['accuracy', 'count', 'loss']);
+  });
+
   it.each([
     ['without a mask token id', ['--loss', 'lm:mlm'], /MLM head 'lm': masking needs the mask token id: give --tokenizer or --mask-token-id\n$/],
     ['with mlm:ce and no labels in the data', ['--loss', 'mlm:ce'], /d\.jsonl:1: missing label key 'mlm'\n$/],

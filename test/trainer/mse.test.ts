@@ -327,9 +327,12 @@ describe('grl-onnx train with --loss HEAD:WEIGHT:mse', () => {
     expect(err.join('')).toBe('');
     expect(code).toBe(0);
     const text = out.join('');
-    expect(text).toMatch(/eval @ step 2: tag loss \d+\.\d{4} acc \d+\.\d{2}%, cls mse \d+\.\d{4} mae \d+\.\d{4}\n/);
-    expect(text).toMatch(/^dev: tag loss \d+\.\d{4} acc \d+\.\d{2}%, cls mse \d+\.\d{4} mae \d+\.\d{4}$/m);
+    expect(text).toMatch(/eval @ step 2: tag loss \d+\.\d{4} acc \d+\.\d{2}% macro-F1 \d+\.\d{2}%, cls mse \d+\.\d{4} mae \d+\.\d{4}\n/);
+    expect(text).toMatch(/^dev: tag loss \d+\.\d{4} acc \d+\.\d{2}% macro-F1 \d+\.\d{2}%, cls mse \d+\.\d{4} mae \d+\.\d{4}$/m);
     expect(text).not.toMatch(/NaN|undefined/);
+    // The per-class table is for the CE head only: the MSE head has no classes.
+    expect(text).toMatch(/^tag: \d+ labels, accuracy \(micro-F1\)/m);
+    expect(text).not.toMatch(/^cls: /m);
   });
 
   it('rejects bad MSE labels with one line naming file and line, before training, and a non-zero exit', async () => {
