@@ -64,6 +64,10 @@ export type { LabelVocab, LabelOrder } from './data/labels';
 export { loadExamples } from './data/examples';
 export type { CorpusOptions } from './data/examples';
 
+// Evaluation metrics: per-class P/R/F1, macro-F1, confusion, seqeval-style entity spans
+export { ClassCounts, SpanCounts, HeadScorer, chunks, parseTag, isSpanLabelSet, scoreRows } from './metrics';
+export type { ClassReport, ClassRow, SpanReport, SpanTypeRow, HeadScores } from './metrics';
+
 // Probing and the amnesic experiment
 export { extractFeatures, majorityBaseline, controlTask, trainProbe, runProbe } from './probe';
 export type { Features } from './probe';
