@@ -110,6 +110,9 @@ export class TrainingSession {
   /** The last λ_max known (registered, or restored from the checkpoint); registerLambdaScheduler's default. */
   private lambdaMax: Record<string, number> | undefined;
   private lastGradNorm = NaN;
+  private released = false;
+  /** Frozen parameters: constants of the training graphs, carried into saved checkpoints. */
+  private readonly frozen: NamedTensor[];
   private inferenceModel: Model | undefined;
   /** User properties saved in the checkpoint's property bag (data position, RNG seed, ...). */
   readonly properties: PropertyBag;
@@ -125,11 +128,14 @@ export class TrainingSession {
     private readonly evalSession: ort.InferenceSession | undefined,
     private readonly optimizer: ort.InferenceSession | undefined,
     layout: SessionLayout,
-    private readonly checkpoint: CheckpointState,
+    ckpt: CheckpointState,
     private readonly inferenceSource: URIorBuffer | undefined,
     rowGradOutputs: Record<string, RowGradientOutputs> | undefined,
   ) {
-    const ckpt = checkpoint;
+    // Only the frozen tensors outlive construction, detached from the checkpoint's file
+    // buffer: holding views would keep the whole file (every parameter and moment) alive
+    // beside the copies in the arena (a 438 MB file at BERT-base size).
+    this.frozen = ckpt.frozen.map((t) => ({ ...t, data: detached(t.data) }));
     const trainable = inTrainingInputOrder(ckpt.trainable, train.inputNames);
     this.slots = paramSlots(trainable, new Set(train.outputNames), layout.gradOutputs, rowGradOutputs);
     const offset = trainable.reduce((n, t) => n + t.data.length, 0);
@@ -263,6 +269,7 @@ export class TrainingSession {
 
   /** Forward + backward on one batch. Gradients add up until lazyResetGrad(). Returns the non-gradient outputs. */
   async runTrainStep(feeds: Feeds): Promise<Record<string, ort.Tensor>> {
+    this.assertLive('runTrainStep');
     this.applyLambdaSchedule();
     const accumulate = this.gradsPending;
     if (accumulate && !this.scratchFetches) {
@@ -323,7 +330,12 @@ export class TrainingSession {
     return true;
   }
 
+  private assertLive(what: string): void {
+    if (this.released) throw new GrlError(`${what}: this TrainingSession was released`);
+  }
+
   private async runOnnxOptimizer(kind: OptimizerKind, lr: number, step: number): Promise<number> {
+    this.assertLive('runOptimizerStep');
     (this.lrFeed.data as Float32Array)[0] = lr;
     (this.stepFeed.data as BigInt64Array)[0] = BigInt(step);
     const feeds: Feeds = { learning_rate: this.lrFeed, step: this.stepFeed, params: this.paramsFlat, gradients: this.gradsFlat };
@@ -383,6 +395,7 @@ export class TrainingSession {
   }
 
   async runEvalStep(feeds: Feeds): Promise<Record<string, ort.Tensor>> {
+    this.assertLive('runEvalStep');
     if (!this.evalSession || !this.evalBound) throw new GrlError('this TrainingSession has no eval model');
     const result = await this.evalSession.run(TrainingSession.withBound(this.evalBound, feeds));
     return result as Record<string, ort.Tensor>;
@@ -391,7 +404,7 @@ export class TrainingSession {
   // ------------------------------------------------------------ parameters
 
   getParametersSize(trainableOnly = true): number {
-    return this.params.length + (trainableOnly ? 0 : this.checkpoint.frozen.reduce((n, t) => n + t.data.length, 0));
+    return this.params.length + (trainableOnly ? 0 : this.frozen.reduce((n, t) => n + t.data.length, 0));
   }
 
   /** A copy of the parameters as one float32 tensor: trainable in the training model's input order (ORT's), then frozen. */
@@ -400,7 +413,7 @@ export class TrainingSession {
     out.set(this.params);
     if (!trainableOnly) {
       let at = this.params.length;
-      for (const t of this.checkpoint.frozen) {
+      for (const t of this.frozen) {
         out.set(t.data, at);
         at += t.data.length;
       }
@@ -415,7 +428,7 @@ export class TrainingSession {
     if (floats.length !== want) throw new GrlError(`loadParametersBuffer: got ${floats.length} floats, the session has ${want}`);
     if (!trainableOnly) {
       let at = this.params.length;
-      for (const t of this.checkpoint.frozen) {
+      for (const t of this.frozen) {
         const part = floats.subarray(at, at + t.data.length);
         if (part.some((v, i) => !Object.is(v, t.data[i]))) throw new GrlError(`loadParametersBuffer: frozen parameter '${t.name}' differs; frozen parameters are constants of the training graphs (regenerate the artifacts to change them)`);
         at += t.data.length;
@@ -522,7 +535,7 @@ export class TrainingSession {
     return {
       version: CHECKPOINT_VERSION,
       trainable: this.slots.map((s) => ({ name: s.name, dims: s.dims, data: view(this.params, s) })),
-      frozen: this.checkpoint.frozen,
+      frozen: this.frozen,
       optimizerGroups: this.optimizerKind
         ? [{
           name: 'group0',
@@ -553,11 +566,22 @@ export class TrainingSession {
     exportWithWeights(this.inferenceModel, this.slots, this.params, dest, protect);
   }
 
+  /**
+   * Release onnxruntime's sessions (and their memory). The parameters stay, so
+   * exportModelForInferencing and checkpointState still work; steps do not. Idempotent.
+   */
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
     await this.train.release();
     await this.evalSession?.release();
     await this.optimizer?.release();
   }
+}
+
+/** The values as an array of their own (not a view of a larger buffer that would stay alive with it). */
+function detached(data: Float32Array): Float32Array {
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
 }
 
 function readSettings(p: PropertyBag): SessionSettings {

@@ -1,6 +1,6 @@
-// Training loop: the programmatic trainer behind `grl-onnx train`. It patches
-// GRLs on the fly when asked, writes ORT-style artifacts, validates the data
-// completely before the first step, then runs steps through TrainingSession:
+// Training loop: the programmatic trainer behind `grl-onnx train`. prepare-run.ts
+// validates the model and all data and writes the artifacts first (patching GRLs
+// on the fly when asked); the loop then runs steps through TrainingSession:
 // forward+backward per micro-batch, one optimizer update per step, λ and lr
 // from schedules that are pure functions of the step (so resume is exact),
 // eval and atomic checkpoints on a cadence, and the trained inference model.
@@ -9,25 +9,20 @@
 // MLM heads get labels made by masking input_ids per example (src/train/mlm.ts).
 import * as fs from 'fs';
 import * as path from 'path';
-import { Model, loadModel } from '../onnx/io';
+import type { Model } from '../onnx/io';
 import { GrlError } from '../onnx/errors';
-import { patchModel } from '../patch/patch';
-import { buildTrainingGraph, TrainingGraph } from '../grad/training';
-import { observeUnknownRanks } from '../onnx/shapes';
-import { writeArtifacts, ARTIFACT_FILES, readArtifactsMetadata } from './artifacts';
 import { TrainingSession } from './session';
 import { OptimizerKind } from './optimizer';
 import { parseLambdaSchedule, parseLrSchedule } from './schedules';
-import { BatchOrder, DataSpec, Example, makeBatch, countTruncated } from '../data/jsonl';
-import { CorpusOptions, corpusForEval, corpusForModel, loadExamples } from '../data/examples';
-import { checkBatchMemory, sequenceLimit } from '../onnx/limits';
+import { BatchOrder, Example, makeBatch, countTruncated } from '../data/jsonl';
+import { CorpusOptions } from '../data/examples';
 import { writeFileAtomic } from '../onnx/io';
 import { RunFolder } from './run-folder';
-import { assertValidModel } from '../onnx/validate';
-import { MlmOptions, TrainLossKind, corpusFor, feedSpec, mlmHeads, readSpec, setupMlm } from './mlm';
-import { embeddingLimits, mseLayouts, dataSpecFor, batchFeeds } from './feeds';
-import { evaluate, evalLabelNames, scalar } from './evaluate';
-import type { HeadMetrics, EvalRecord } from './evaluate';
+import { MlmOptions, TrainLossKind } from './mlm';
+import { batchFeeds } from './feeds';
+import { evaluate, scalar } from './evaluate';
+import type { EvalRecord } from './evaluate';
+import { RunGraph, RunPlan, RUN_FILES, prepareRun } from './prepare-run';
 
 export interface TrainerOptions {
   /** Model path or loaded model. Ignored when resuming (the run folder has the artifacts). */
@@ -129,7 +124,7 @@ export { embeddingLimits, mseLabelLayout, mseLayouts, dataSpecFor, batchFeeds } 
 export { evaluate } from './evaluate';
 export type { HeadMetrics, EvalRecord } from './evaluate';
 
-export const RUN_FILES = { artifacts: 'artifacts', checkpoint: 'checkpoint', model: 'model.onnx', metrics: 'metrics.jsonl', config: 'run.json' } as const;
+export { RUN_FILES } from './prepare-run';
 
 /**
  * The lines of metrics.jsonl that belong to steps up to `step` (step lines and eval lines),
@@ -181,65 +176,102 @@ export async function train(opts: TrainerOptions, hooks: TrainerHooks = {}): Pro
   }
 }
 
+interface LoopContext {
+  session: TrainingSession;
+  plan: RunPlan;
+  opts: TrainerOptions;
+  order: BatchOrder;
+  accum: number;
+  /** Saves the checkpoint before the step that failed, and names it in the error. */
+  saveCheckpoint: () => Promise<void>;
+  checkpointFile: string;
+}
+
+/** Forward+backward over the step's micro-batches, then the update: the step's metrics line. */
+async function runStep(c: LoopContext, step: number): Promise<StepRecord> {
+  const { session, plan: { graph: tg, spec, mlm, trainSet }, order, accum } = c;
+  const t0 = performance.now();
+  const sums: Record<string, { loss: number; correct: number; count: number }> = {};
+  for (const h of tg.heads) sums[h.head] = { loss: 0, correct: 0, count: 0 };
+  let total = 0;
+  await session.lazyResetGrad();
+  for (let m = 0; m < accum; m++) {
+    const k = step * accum + m;
+    const epoch = Math.floor(k / order.batchesPerEpoch);
+    const batch = makeBatch(order.batch(k).map((i) => (mlm ? mlm.train(trainSet[i], epoch, i) : trainSet[i])), spec);
+    const res = await session.runTrainStep(batchFeeds(batch, spec, tg.heads));
+    total += scalar(res[tg.outputs.loss]) / accum;
+    for (const h of tg.heads) {
+      sums[h.head].loss += scalar(res[tg.outputs.headLoss[h.head]]) / accum;
+      if (h.kind === 'mse') continue;
+      sums[h.head].correct += scalar(res[tg.outputs.correct[h.head]]);
+      sums[h.head].count += scalar(res[tg.outputs.count[h.head]]);
+    }
+  }
+  const lambda = session.getLambdas();
+  const lr = session.getLearningRate();
+  const nonFinite = async (what: string, detail: string) => {
+    if (!c.opts.skipNonfinite) {
+      await c.saveCheckpoint();
+      throw new GrlError(`non-finite ${what} at step ${step + 1}${detail}; the checkpoint before this step is in ${c.checkpointFile}; use --skip-nonfinite to skip such batches`);
+    }
+    session.skipOptimizerStep();
+    return true;
+  };
+  let skipped = false;
+  if (!Number.isFinite(total)) {
+    const bad = tg.heads.find((h) => !Number.isFinite(sums[h.head].loss));
+    skipped = await nonFinite('loss', `${bad ? ` in head '${bad.head}'` : ''} (loss ${total})`);
+  } else {
+    session.scaleGradients(1 / accum);
+    const applied = await session.runOptimizerStep();
+    if (applied === false) skipped = await nonFinite('gradient', ` (global norm ${session.lastGradientNorm}) under a finite loss`);
+  }
+  const stepMs = performance.now() - t0;
+  return {
+    step: step + 1,
+    epoch: Math.floor((step * accum) / order.batchesPerEpoch),
+    loss: total,
+    losses: Object.fromEntries(tg.heads.map((h) => [h.head, sums[h.head].loss])),
+    accuracy: Object.fromEntries(tg.heads.filter((h) => h.kind !== 'mse').map((h) => [h.head, sums[h.head].count ? sums[h.head].correct / sums[h.head].count : 0])),
+    lambda,
+    lr,
+    grad_norm: skipped ? NaN : session.lastGradientNorm,
+    step_ms: Math.round(stepMs * 100) / 100,
+    ...(skipped ? { skipped: true } : {}),
+  };
+}
+
+/** Learning rate, its schedule, clipping and the λ schedule of a run, on its session. */
+function configureSession(session: TrainingSession, opts: TrainerOptions, tg: RunGraph, totalSteps: number): void {
+  session.setLearningRate(opts.lr);
+  session.registerLearningRateScheduler(parseLrSchedule(opts.lrSchedule ?? 'constant', opts.warmup ?? 0, totalSteps));
+  if (opts.gradClip !== undefined) session.setHyperparameters({ maxGradNorm: opts.gradClip });
+  if (!tg.lambdas.length) return;
+  const lambdaMax: Record<string, number> = {};
+  for (const l of tg.lambdas) lambdaMax[l.head] = opts.heads?.find((h) => h.name === l.head)?.lambda ?? l.default;
+  session.registerLambdaScheduler(parseLambdaSchedule(opts.lambdaSchedule ?? 'constant'), totalSteps, lambdaMax);
+}
+
+/** run.json: the options the run was started with (paths, not loaded objects). */
+function runConfig(opts: TrainerOptions, totalSteps: number): string {
+  const tokenizer = opts.corpus && (typeof opts.corpus.tokenizer === 'string' ? opts.corpus.tokenizer : opts.corpus.tokenizer.file);
+  const config = {
+    ...opts,
+    model: typeof opts.model === 'string' ? opts.model : opts.model.source,
+    trainExamples: undefined,
+    evalExamples: undefined,
+    corpus: opts.corpus && { ...opts.corpus, tokenizer },
+    totalSteps,
+  };
+  return `${JSON.stringify(config, null, 1)}\n`;
+}
+
 async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHooks): Promise<TrainSummary> {
   const out = folder.dir;
   const at = (f: string) => path.join(out, f);
-  const artifactsDir = at(RUN_FILES.artifacts);
-  let tg: Pick<TrainingGraph, 'modelInputs' | 'heads' | 'outputs' | 'lambdas' | 'params'>;
-  let limits: Record<string, number>;
-  let shapesFrom: Model;
-  let writeRunArtifacts = () => {};
-  if (opts.resume) {
-    const meta = readArtifactsMetadata(artifactsDir);
-    if (!meta || !fs.existsSync(at(RUN_FILES.checkpoint))) throw new GrlError(`${opts.resume}: nothing to resume (no ${RUN_FILES.checkpoint} or ${RUN_FILES.artifacts}/ from an earlier run)`, { file: opts.resume });
-    tg = meta;
-    shapesFrom = loadModel(path.join(artifactsDir, ARTIFACT_FILES.inferenceModel));
-    limits = embeddingLimits(shapesFrom);
-  } else {
-    let model = typeof opts.model === 'string' ? loadModel(opts.model) : opts.model;
-    assertValidModel(model);
-    // The run writes these files; none may be the input's external data.
-    folder.refuseInputs(undefined, model, [RUN_FILES.model, `${RUN_FILES.model}.data`, RUN_FILES.checkpoint, RUN_FILES.metrics, RUN_FILES.config]);
-    if (opts.heads?.length) model = patchModel(model, { heads: opts.heads }).model;
-    // Ranks static inference cannot decide are read from one onnxruntime forward (no run when all are known).
-    const { hints: shapeHints } = await observeUnknownRanks(model);
-    const built = buildTrainingGraph(model, {
-      shapeHints,
-      losses: opts.losses.map((l) => ({ head: l.head, weight: l.weight ?? 1, kind: l.kind === 'mlm' ? 'ce' : l.kind })),
-      freeze: opts.freeze,
-      trainable: opts.trainable,
-      rowSparseGradients: true,
-    });
-    const optimizer = opts.optimizer ?? 'adamw';
-    const patched = model;
-    writeRunArtifacts = () => writeArtifacts(patched, built, {
-      optimizer,
-      learningRate: opts.lr,
-      hyperparameters: {
-        ...(opts.weightDecay !== undefined ? { weightDecay: opts.weightDecay } : optimizer === 'sgd' ? { weightDecay: 0 } : {}),
-        ...(opts.momentum !== undefined ? { momentum: opts.momentum } : {}),
-        maxGradNorm: opts.gradClip ?? 0,
-      },
-    }, artifactsDir);
-    tg = built;
-    shapesFrom = model;
-    limits = embeddingLimits(model);
-  }
-
-  // All data is validated before anything is written or trained.
-  const mlm = setupMlm(mlmHeads(opts.losses, tg.heads, shapesFrom), tg, limits, { mlm: opts.mlm, tokenizer: opts.corpus?.tokenizer, seed: opts.seed });
-  const spec: DataSpec = { ...feedSpec(dataSpecFor(tg, limits, mseLayouts(shapesFrom, tg.heads)), mlm), sequenceLimit: sequenceLimit(shapesFrom), truncate: opts.truncate };
-  // MLM labels are not in the data: the masking makes them.
-  const dataSpec = readSpec(spec, mlm);
-  const corpus = opts.corpus && corpusForModel(opts.corpus, shapesFrom);
-  const trainSet = opts.trainExamples ?? loadExamples(opts.data, dataSpec, corpusFor(opts.data, corpus, dataSpec));
-  const evalData = opts.evalExamples ?? (opts.eval ? loadExamples(opts.eval, dataSpec, corpusFor(opts.eval, corpus && corpusForEval(corpus, opts.data), dataSpec)) : undefined);
-  const evalSet = evalData && mlm ? mlm.eval(evalData) : evalData;
-  const labelNames = evalSet ? evalLabelNames(shapesFrom, tg.heads, corpus && !opts.trainExamples ? { options: corpus, data: opts.data } : undefined) : {};
-  checkBatchMemory(shapesFrom, Math.min(opts.batchSize, trainSet.length), trainSet.reduce((m, e) => Math.max(m, e.length), 1));
-  folder.claim();
-  for (const n of folder.notes) hooks.onWarning?.(n);
-  writeRunArtifacts();
+  const plan = await prepareRun(folder, opts, hooks);
+  const { graph: tg, spec, trainSet, evalSet } = plan;
 
   const accum = Math.max(1, opts.gradAccum ?? 1);
   const order = new BatchOrder(trainSet.length, opts.batchSize, opts.shuffle ?? true, opts.seed ?? 0);
@@ -248,18 +280,11 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
   if (!(totalSteps > 0)) throw new GrlError('nothing to do: --steps (or --epochs) must be at least 1');
 
   const session = await TrainingSession.create(
-    { artifactsDir, checkpointState: opts.resume ? at(RUN_FILES.checkpoint) : undefined },
+    { artifactsDir: at(RUN_FILES.artifacts), checkpointState: opts.resume ? at(RUN_FILES.checkpoint) : undefined },
     opts.threads ? { intraOpNumThreads: opts.threads } : {},
   );
   try {
-    session.setLearningRate(opts.lr);
-    session.registerLearningRateScheduler(parseLrSchedule(opts.lrSchedule ?? 'constant', opts.warmup ?? 0, totalSteps));
-    if (opts.gradClip !== undefined) session.setHyperparameters({ maxGradNorm: opts.gradClip });
-    if (tg.lambdas.length) {
-      const lambdaMax: Record<string, number> = {};
-      for (const l of tg.lambdas) lambdaMax[l.head] = opts.heads?.find((h) => h.name === l.head)?.lambda ?? l.default;
-      session.registerLambdaScheduler(parseLambdaSchedule(opts.lambdaSchedule ?? 'constant'), totalSteps, lambdaMax);
-    }
+    configureSession(session, opts, tg, totalSteps);
     const startStep = session.optimizerStep;
     hooks.onStart?.({ totalSteps, startStep, heads: tg.heads.map((h) => h.head), trainableParams: session.getParametersSize(true), examples: trainSet.length, truncated: countTruncated(trainSet) + countTruncated(evalSet ?? []) });
 
@@ -270,6 +295,7 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
     const metrics = fs.openSync(metricsFile, 'a');
 
     const saveCheckpoint = async () => session.saveCheckpoint(at(RUN_FILES.checkpoint));
+    const loop: LoopContext = { session, plan, opts, order, accum, saveCheckpoint, checkpointFile: at(RUN_FILES.checkpoint) };
     const stepTimes: number[] = [];
     let lastStep: StepRecord | undefined;
     let lastEval: EvalRecord | undefined;
@@ -277,7 +303,7 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
     const runEval = async (step: number) => {
       if (!evalSet) return;
       // The run's last eval also carries the per-class table (src/train/evaluate.ts).
-      lastEval = { step, ...(await evaluate(session, evalSet, spec, tg, Math.max(opts.batchSize, 32), { labelNames, perClass: step === totalSteps, unscored: mlm?.heads })) };
+      lastEval = { step, ...(await evaluate(session, evalSet, spec, tg, Math.max(opts.batchSize, 32), { labelNames: plan.labelNames, perClass: step === totalSteps, unscored: plan.mlm?.heads })) };
       fs.writeSync(metrics, `${JSON.stringify({ eval: lastEval })}\n`);
       hooks.onEval?.(lastEval);
     };
@@ -288,57 +314,8 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
           interrupted = true;
           break;
         }
-        const t0 = performance.now();
-        const sums: Record<string, { loss: number; correct: number; count: number }> = {};
-        for (const h of tg.heads) sums[h.head] = { loss: 0, correct: 0, count: 0 };
-        let total = 0;
-        await session.lazyResetGrad();
-        for (let m = 0; m < accum; m++) {
-          const k = step * accum + m;
-          const epoch = Math.floor(k / order.batchesPerEpoch);
-          const batch = makeBatch(order.batch(k).map((i) => (mlm ? mlm.train(trainSet[i], epoch, i) : trainSet[i])), spec);
-          const res = await session.runTrainStep(batchFeeds(batch, spec, tg.heads));
-          total += scalar(res[tg.outputs.loss]) / accum;
-          for (const h of tg.heads) {
-            sums[h.head].loss += scalar(res[tg.outputs.headLoss[h.head]]) / accum;
-            if (h.kind === 'mse') continue;
-            sums[h.head].correct += scalar(res[tg.outputs.correct[h.head]]);
-            sums[h.head].count += scalar(res[tg.outputs.count[h.head]]);
-          }
-        }
-        const lambdaNow = session.getLambdas();
-        const lr = session.getLearningRate();
-        const bad = !Number.isFinite(total) ? tg.heads.find((h) => !Number.isFinite(sums[h.head].loss)) : undefined;
-        const nonFinite = async (what: string, detail: string) => {
-          if (!opts.skipNonfinite) {
-            await saveCheckpoint();
-            throw new GrlError(`non-finite ${what} at step ${step + 1}${detail}; the checkpoint before this step is in ${at(RUN_FILES.checkpoint)}; use --skip-nonfinite to skip such batches`);
-          }
-          session.skipOptimizerStep();
-          return true;
-        };
-        let skipped = false;
-        if (!Number.isFinite(total)) {
-          skipped = await nonFinite('loss', `${bad ? ` in head '${bad.head}'` : ''} (loss ${total})`);
-        } else {
-          session.scaleGradients(1 / accum);
-          const applied = await session.runOptimizerStep();
-          if (applied === false) skipped = await nonFinite('gradient', ` (global norm ${session.lastGradientNorm}) under a finite loss`);
-        }
-        const stepMs = performance.now() - t0;
-        stepTimes.push(stepMs);
-        const rec: StepRecord = {
-          step: step + 1,
-          epoch: Math.floor((step * accum) / order.batchesPerEpoch),
-          loss: total,
-          losses: Object.fromEntries(tg.heads.map((h) => [h.head, sums[h.head].loss])),
-          accuracy: Object.fromEntries(tg.heads.filter((h) => h.kind !== 'mse').map((h) => [h.head, sums[h.head].count ? sums[h.head].correct / sums[h.head].count : 0])),
-          lambda: lambdaNow,
-          lr,
-          grad_norm: skipped ? NaN : session.lastGradientNorm,
-          step_ms: Math.round(stepMs * 100) / 100,
-          ...(skipped ? { skipped: true } : {}),
-        };
+        const rec = await runStep(loop, step);
+        stepTimes.push(rec.step_ms);
         lastStep = rec;
         fs.writeSync(metrics, `${JSON.stringify(rec)}\n`);
         hooks.onStep?.(rec);
@@ -347,11 +324,13 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
       }
       if (!interrupted && evalSet && !(opts.evalEvery && totalSteps % opts.evalEvery === 0 && lastEval?.step === totalSteps)) await runEval(session.optimizerStep);
       await saveCheckpoint();
+      // onnxruntime's memory goes before the export loads the inference model beside the parameters.
+      await session.release();
       if (!interrupted) await session.exportModelForInferencing(at(RUN_FILES.model));
     } finally {
       fs.closeSync(metrics);
     }
-    writeFileAtomic(at(RUN_FILES.config), `${JSON.stringify({ ...opts, model: typeof opts.model === 'string' ? opts.model : opts.model.source, trainExamples: undefined, evalExamples: undefined, corpus: opts.corpus && { ...opts.corpus, tokenizer: typeof opts.corpus.tokenizer === 'string' ? opts.corpus.tokenizer : opts.corpus.tokenizer.file }, totalSteps }, null, 1)}\n`);
+    writeFileAtomic(at(RUN_FILES.config), runConfig(opts, totalSteps));
     return {
       steps: session.optimizerStep - startStep,
       startStep,

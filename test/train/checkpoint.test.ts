@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { ByteBuffer } from 'flatbuffers';
-import { CheckpointState, loadCheckpoint, saveCheckpoint, serializeCheckpoint } from '../../src/train/checkpoint';
+import { CheckpointState, layoutCheckpoint, loadCheckpoint, saveCheckpoint, serializeCheckpoint } from '../../src/train/checkpoint';
 import { randn, rng } from '../helpers/build';
 
 function sampleState(): CheckpointState {
@@ -60,6 +60,62 @@ describe('ORT training checkpoint (flatbuffer, "ODTC")', () => {
     // Checkpoint.version is field 0 (vtable slot 4).
     const o = bb.__offset(root, 4);
     expect(bb.readInt32(root + o)).toBe(2);
+  });
+
+  it('lays out metadata only: payloads are written from the caller\'s arrays, never copied into a builder', () => {
+    const big = new Float32Array(1 << 22).map((_, i) => i % 977);
+    const s = { ...sampleState(), trainable: [...sampleState().trainable, { name: 'big', dims: [1024, 4096], data: big }] };
+    const layout = layoutCheckpoint(s);
+    // 16 MB of values, a few KB of tables, names and dims.
+    expect(layout.meta.length).toBeLessThan(4096);
+    const payload = layout.payloads.find((p) => p.data.length === big.length);
+    expect(payload?.data).toBe(big);
+    expect(layout.payloads.every((p) => (p.at + 4) % 16 === 0)).toBe(true);
+    const file = path.join(dir, 'checkpoint');
+    saveCheckpoint(s, file);
+    const bytes = fs.readFileSync(file);
+    expect(bytes.length).toBe(layout.size);
+    expect(Buffer.compare(bytes, Buffer.from(serializeCheckpoint(s)))).toBe(0);
+    expect(Array.from(loadCheckpoint(file).trainable[3].data.subarray(970, 980))).toEqual([970, 971, 972, 973, 974, 975, 976, 0, 1, 2]);
+  });
+
+  it('round-trips a checkpoint whose metadata outgrows the writer\'s first buffer (BERT-base has ~600 tensors)', () => {
+    const r = rng(3);
+    const trainable = Array.from({ length: 700 }, (_, i) => ({ name: `bert.encoder.layer.${i}.attention.self.query.weight.with.a.long.name`, dims: [2, 1], data: randn(r, 2) }));
+    const s = { ...sampleState(), trainable };
+    const back = loadCheckpoint(serializeCheckpoint(s));
+    expect(back.trainable.map((t) => t.name)).toEqual(trainable.map((t) => t.name));
+    expect(back.trainable.map((t) => Array.from(t.data))).toEqual(trainable.map((t) => Array.from(t.data)));
+    expect(back.properties).toEqual(s.properties);
+  });
+
+  it('points every offset forward (flatbuffers\' uoffsets are unsigned) and keeps scalars aligned', () => {
+    const bytes = serializeCheckpoint(sampleState());
+    const bb = new ByteBuffer(bytes);
+    const visit = (table: number, depth: number): void => {
+      const vtable = table - bb.readInt32(table);
+      expect(vtable % 2).toBe(0);
+      expect(table % 4).toBe(0);
+      const fields = (bb.readInt16(vtable) - 4) / 2;
+      for (let f = 0; f < fields; f++) {
+        const o = bb.__offset(table, 4 + 2 * f);
+        if (!o) continue;
+        const at = table + o;
+        // Offsets and int32/float fields are 4-aligned; int64 fields (OptimizerGroup.step, IntProperty.value) 8-aligned.
+        expect(at % (depth === 1 && f === 1 ? 8 : 4)).toBe(0);
+        // Root fields 1-3 and group fields 0 and 3 are references: the target lies after the field.
+        const isRef = depth === 0 ? f >= 1 : f === 0 || f === 3;
+        if (isRef) expect(bb.__indirect(at)).toBeGreaterThan(at);
+      }
+    };
+    const root = bb.readInt32(0);
+    expect(root).toBeGreaterThan(0);
+    visit(root, 0);
+    const groups = bb.__vector(root + bb.__offset(root, 8));
+    const group = bb.__indirect(groups);
+    expect(group).toBeGreaterThan(groups);
+    visit(group, 1);
+    expect(bb.readInt64(group + bb.__offset(group, 6))).toBe(1234567890123n);
   });
 
   it('stores tensor payloads 16-byte aligned, so loaded values are views of the file buffer', () => {

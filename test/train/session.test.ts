@@ -106,6 +106,20 @@ describe.each([['js'], ['onnx']] as const)('TrainingSession (optimizer backend %
     await s.release();
   });
 
+  it('release frees onnxruntime only: the trained weights still export and checkpoint, steps refuse with one line', async () => {
+    const s = await open(artifacts('sgd', 1));
+    const b = batch(3, [0, 2, -100, 1, 1]);
+    await s.runTrainStep(b.feeds);
+    await s.runOptimizerStep();
+    const trained = await weightsOf(s);
+    await s.release();
+    await s.release();
+    expect(await weightsOf(s)).toEqual(trained);
+    expect(s.checkpointState().trainable.map((t) => t.name)).toEqual(['E', 'W', 'b']);
+    await expect(s.runTrainStep(b.feeds)).rejects.toThrow('runTrainStep: this TrainingSession was released');
+    await expect(s.runEvalStep(b.feeds)).rejects.toThrow('runEvalStep: this TrainingSession was released');
+  });
+
   it('accumulates gradients over 2 micro-batches like one batch of twice the size', async () => {
     const b1 = batch(11, [0, 1, 2]);
     const b2 = batch(12, [2, 2, 0]);

@@ -1,0 +1,120 @@
+// Checkpoints, reading: a flatbuffer accessor written by hand after flatc's TypeScript
+// output, against the maintained `flatbuffers` runtime. Tensor values are views of the
+// file buffer when aligned (files grl-onnx writes are), so a caller that keeps only
+// copies lets the buffer go.
+import * as fs from 'fs';
+import { ByteBuffer } from 'flatbuffers';
+import { DataType } from '../../onnx/proto';
+import { GrlError } from '../../onnx/errors';
+import { numElements } from '../../onnx/tensor';
+import { CHECKPOINT_IDENTIFIER, CheckpointState, NamedTensor, emptyProperties } from './format';
+
+/** A flatbuffer table: field k lives at vtable slot 4 + 2k. */
+class Table {
+  constructor(readonly bb: ByteBuffer, readonly pos: number) {}
+  private off(field: number): number {
+    return this.bb.__offset(this.pos, 4 + 2 * field);
+  }
+  string(field: number): string | null {
+    const o = this.off(field);
+    return o ? (this.bb.__string(this.pos + o) as string) : null;
+  }
+  int32(field: number, dflt = 0): number {
+    const o = this.off(field);
+    return o ? this.bb.readInt32(this.pos + o) : dflt;
+  }
+  int64(field: number, dflt = 0): number {
+    const o = this.off(field);
+    return o ? Number(this.bb.readInt64(this.pos + o)) : dflt;
+  }
+  float32(field: number, dflt = 0): number {
+    const o = this.off(field);
+    return o ? this.bb.readFloat32(this.pos + o) : dflt;
+  }
+  bool(field: number): boolean {
+    const o = this.off(field);
+    return o ? this.bb.readInt8(this.pos + o) !== 0 : false;
+  }
+  table(field: number): Table | null {
+    const o = this.off(field);
+    return o ? new Table(this.bb, this.bb.__indirect(this.pos + o)) : null;
+  }
+  tables(field: number): Table[] {
+    const o = this.off(field);
+    if (!o) return [];
+    const start = this.bb.__vector(this.pos + o);
+    const n = this.bb.__vector_len(this.pos + o);
+    return Array.from({ length: n }, (_, i) => new Table(this.bb, this.bb.__indirect(start + 4 * i)));
+  }
+  int64s(field: number): number[] {
+    const o = this.off(field);
+    if (!o) return [];
+    const start = this.bb.__vector(this.pos + o);
+    return Array.from({ length: this.bb.__vector_len(this.pos + o) }, (_, i) => Number(this.bb.readInt64(start + 8 * i)));
+  }
+  bytes(field: number): Uint8Array {
+    const o = this.off(field);
+    if (!o) return new Uint8Array(0);
+    const start = this.bb.__vector(this.pos + o);
+    return this.bb.bytes().subarray(start, start + this.bb.__vector_len(this.pos + o));
+  }
+}
+
+function readTensor(t: Table, where: string): NamedTensor {
+  const name = t.string(0) ?? '';
+  const dataType = t.int32(3);
+  if (dataType !== DataType.FLOAT) throw new GrlError(`${where}: tensor '${name}' has data type ${DataType[dataType] ?? dataType}; grl-onnx checkpoints hold FLOAT tensors`);
+  const dims = t.int64s(2);
+  const raw = t.bytes(4);
+  const n = numElements(dims);
+  if (raw.byteLength !== n * 4) throw new GrlError(`${where}: tensor '${name}' has ${raw.byteLength} bytes of data for dims [${dims.join(', ')}] (${n * 4} expected)`);
+  // A view when the payload is aligned (files we write are); otherwise one copy.
+  const data = raw.byteOffset % 4 === 0 ? new Float32Array(raw.buffer, raw.byteOffset, n) : new Float32Array(raw.slice().buffer);
+  return { name, dims, data };
+}
+
+/** Decode a checkpoint from a file path or bytes. Tensor data are views of the buffer when aligned. */
+export function loadCheckpoint(src: string | Uint8Array, name?: string): CheckpointState {
+  const where = typeof src === 'string' ? src : name ?? '<checkpoint buffer>';
+  let bytes: Uint8Array;
+  if (typeof src === 'string') {
+    try {
+      bytes = fs.readFileSync(src);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new GrlError(`${src}: cannot read checkpoint (${code === 'ENOENT' ? 'no such file' : code})`, { file: src });
+    }
+  } else {
+    bytes = src;
+  }
+  if (bytes.byteLength < 8) throw new GrlError(`${where}: not an ORT training checkpoint (${bytes.byteLength} bytes)`, { file: where });
+  const bb = new ByteBuffer(bytes);
+  if (!bb.__has_identifier(CHECKPOINT_IDENTIFIER)) {
+    const id = Buffer.from(bytes.subarray(4, 8)).toString('latin1').replace(/[^\x20-\x7e]/g, '?');
+    throw new GrlError(`${where}: not an ORT training checkpoint (file identifier '${id}', expected '${CHECKPOINT_IDENTIFIER}')`, { file: where });
+  }
+  try {
+    const root = new Table(bb, bb.readInt32(bb.position()) + bb.position());
+    const version = root.int32(0);
+    const module = root.table(1);
+    const trainable = (module?.tables(0) ?? []).map((t) => readTensor(t, where));
+    const frozen = (module?.tables(1) ?? []).map((t) => readTensor(t, where));
+    if (module?.bool(2)) throw new GrlError(`${where}: a nominal checkpoint (parameters without values) cannot be loaded for training`, { file: where });
+    if (module?.bool(3)) throw new GrlError(`${where}: checkpoints with external data are not supported`, { file: where });
+    const optimizerGroups = root.tables(2).map((g) => ({
+      name: g.string(0) ?? '',
+      step: g.int64(1),
+      initialLearningRate: g.float32(2),
+      states: g.tables(3).map((s) => ({ paramName: s.string(0) ?? '', momentums: s.tables(1).map((t) => readTensor(t, where)) })),
+    }));
+    const properties = emptyProperties();
+    const bag = root.table(3);
+    for (const p of bag?.tables(0) ?? []) properties.ints[p.string(0) ?? ''] = p.int64(1);
+    for (const p of bag?.tables(1) ?? []) properties.floats[p.string(0) ?? ''] = p.float32(1);
+    for (const p of bag?.tables(2) ?? []) properties.strings[p.string(0) ?? ''] = p.string(1) ?? '';
+    return { version, trainable, frozen, optimizerGroups, properties };
+  } catch (e) {
+    if (e instanceof GrlError) throw e;
+    throw new GrlError(`${where}: corrupt ORT training checkpoint (${(e as Error).message})`, { file: where, cause: e });
+  }
+}
