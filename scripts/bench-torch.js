@@ -9,11 +9,12 @@
  * - steady state: N inference forwards back to back, then N TrainingSession AdamW steps back to
  *   back (the other session idle), and the step/forward ratio;
  * - interleaved (forward, step, forward, ...) with the 150 ms idle gap of bench-train.js;
- * - `grl-onnx train --json`'s median step_ms on the same model and batch vs the bare step;
+ * - `grl-onnx train --json`'s median step_ms on the same model and batch vs the bare step, and
+ *   the same comparison inside one process (bare steps, `train()`, bare steps again; --no-ab skips);
  * - PyTorch (2 threads) forward under inference_mode and AdamW step medians, and grl-onnx's
  *   step / PyTorch's. Refused when torch's 1024^2 matmul runs below 50 GFLOP/s (reference BLAS).
  * Row bert-base (batch 4 x 64) also reports the peak RSS of each side, each training alone in
- * its own process.
+ * its own process, and of the whole `grl-onnx train` process (artifacts, checkpoint and export included).
  */
 'use strict';
 
@@ -86,26 +87,73 @@ async function grlTimings(file, dir, batch, { runs, warmup }) {
   return { steadyF: C.median(steadyF), steadyS: C.median(steadyS), ilF: C.median(il.f), ilS: C.median(il.s) };
 }
 
-/** `grl-onnx train --json` on B*steps examples of T tokens; the median step_ms after warm-up. */
-function cliStepMs(file, row, [B, T], vocab, { runs, warmup }) {
+/** B*steps examples of T tokens with random ids and labels, as JSONL (the CLI's data). */
+function cliData(row, [B, T], vocab, steps) {
   const data = path.join(DIR, `${row}-${B}x${T}.jsonl`);
   let seed = 7;
   const r = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
   const lines = [];
-  for (let i = 0; i < B * (runs + warmup); i++) {
+  for (let i = 0; i < B * steps; i++) {
     const ex = { input_ids: Array.from({ length: T }, () => Math.floor(r() * vocab)) };
     for (const [h, k] of Object.entries(HEADS)) ex[h] = Array.from({ length: T }, () => Math.floor(r() * k));
     lines.push(JSON.stringify(ex));
   }
   fs.writeFileSync(data, `${lines.join('\n')}\n`);
+  return data;
+}
+
+/**
+ * `grl-onnx train --json` on the same model and batch shape: the median step_ms after warm-up,
+ * and the peak RSS of the whole CLI process (artifacts, training, checkpoint, export) when
+ * /usr/bin/time is there to report it.
+ */
+function cliStepMs(file, row, [B, T], vocab, { runs, warmup }) {
+  const data = cliData(row, [B, T], vocab, runs + warmup);
   const out = path.join(DIR, `run-${row}`);
   fs.rmSync(out, { recursive: true, force: true });
-  const res = cp.spawnSync(process.execPath, [path.join(C.ROOT, 'bin', 'grl-onnx.js'), 'train', file, '--data', data,
+  const cli = [path.join(C.ROOT, 'bin', 'grl-onnx.js'), 'train', file, '--data', data,
     '--loss', 'pos', '--loss', 'ner', '--lr', '1e-4', '--batch-size', String(B), '--steps', String(runs + warmup),
-    '--no-shuffle', '--json', '--out', out], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    '--no-shuffle', '--json', '--out', out];
+  const timed = fs.existsSync('/usr/bin/time');
+  const res = timed
+    ? cp.spawnSync('/usr/bin/time', ['-f', 'maxrss_kb %M', process.execPath, ...cli], { encoding: 'utf8', maxBuffer: 1 << 26 })
+    : cp.spawnSync(process.execPath, cli, { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (res.status !== 0) C.die(`grl-onnx train on ${row} failed: ${res.stderr.trim().split('\n').pop()}`);
   const steps = res.stdout.split('\n').filter((l) => l.startsWith('{"step"')).map((l) => JSON.parse(l).step_ms);
-  return C.median(steps.slice(warmup));
+  const rss = /maxrss_kb (\d+)/.exec(res.stderr);
+  return { stepMs: C.median(steps.slice(warmup)), peakRss: rss ? Number(rss[1]) * 1024 : undefined };
+}
+
+/**
+ * The trainer's step against the bare step in one process: bare steps, then `train()` (the
+ * library behind the CLI) on JSONL batches of the same shape, then bare steps again, so a
+ * difference is the trainer's own per-step work, not a second process's caches.
+ */
+function cliInProcess(file, dir, row, shape, vocab, opts) {
+  const data = cliData(row, shape, vocab, opts.runs + opts.warmup);
+  const r = cp.spawnSync(process.execPath, [__filename, '--cli-ab', file, dir, data, String(shape[0]), String(shape[1]), String(vocab), String(opts.runs), String(opts.warmup)], { encoding: 'utf8' });
+  if (r.status !== 0) C.die(`in-process trainer A/B failed: ${r.stderr.trim().split('\n').pop()}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+async function cliAb([file, dir, data, B, T, vocab, runs, warmup]) {
+  const ort = require('onnxruntime-node');
+  const { TrainingSession } = require('../dist/train/session');
+  const { train } = require('../dist/train/trainer');
+  const batch = C.makeBatch(ort, { batch: +B, tokens: +T, vocab: +vocab, heads: HEADS });
+  const bare = async () => {
+    const session = await TrainingSession.create({ artifactsDir: dir }, C.sessionOptions());
+    const ts = await backToBack(() => trainStep(session, { ...batch.inputs, ...batch.labels }), +warmup, +runs);
+    await session.release();
+    return C.median(ts);
+  };
+  const before = await bare();
+  const out = path.join(DIR, 'run-cli-ab');
+  fs.rmSync(out, { recursive: true, force: true });
+  const steps = [];
+  await train({ model: file, data, losses: Object.keys(HEADS).map((head) => ({ head })), lr: 1e-4, batchSize: +B, steps: +runs + +warmup, shuffle: false, out }, { onStep: (rec) => steps.push(rec.step_ms) });
+  const after = await bare();
+  console.log(JSON.stringify({ bareBefore: before, trainer: C.median(steps.slice(+warmup)), bareAfter: after }));
 }
 
 /** Peak RSS of a process that only builds the TrainingSession and runs `runs` steps. */
@@ -154,21 +202,24 @@ async function main() {
     const dir = artifacts(file, row);
     const batch = C.makeBatch(ort, { batch: shape[0], tokens: shape[1], vocab: ROW_VOCAB[row], heads: HEADS });
     const g = await grlTimings(file, dir, batch, opts);
-    const cli = cliStepMs(file, row, shape, ROW_VOCAB[row], opts);
+    const { stepMs: cli, peakRss: cliRss } = cliStepMs(file, row, shape, ROW_VOCAB[row], opts);
+    const ab = process.argv.includes('--no-ab') ? undefined : cliInProcess(file, dir, row, shape, ROW_VOCAB[row], opts);
     const t = torchOk ? torchTimings(row, shape, opts) : {};
-    const res = { row, shape: shape.join('x'), ...g, cli, torchF: t.forward, torchS: t.step };
+    const res = { row, shape: shape.join('x'), ...g, cli, cliRss, ab, torchF: t.forward, torchS: t.step };
     if (row === 'bert-base') {
       res.grlRss = grlStepOnlyRss(dir, shape, ROW_VOCAB[row], opts.runs).peak_rss_bytes;
       if (torchOk) res.torchRss = torchTimings(row, shape, opts, 'step').rss;
     }
     results.push(res);
-    console.log(`${row} (${res.shape}): steady forward ${f1(g.steadyF)} ms, step ${f1(g.steadyS)} ms, ratio ${f2(g.steadyS / g.steadyF)}x | interleaved forward ${f1(g.ilF)}, step ${f1(g.ilS)}, ratio ${f2(g.ilS / g.ilF)}x | train --json step_ms ${f1(cli)} (${f2(cli / g.steadyS)}x the bare step) | torch forward ${f1(t.forward)}, step ${f1(t.step)}, grl/torch step ${t.step ? f2(g.steadyS / t.step) : '-'}${res.grlRss ? ` | peak RSS grl ${C.mib(res.grlRss)}, torch ${res.torchRss ? C.mib(res.torchRss) : '-'}` : ''}`);
+    console.log(`${row} (${res.shape}): steady forward ${f1(g.steadyF)} ms, step ${f1(g.steadyS)} ms, ratio ${f2(g.steadyS / g.steadyF)}x | interleaved forward ${f1(g.ilF)}, step ${f1(g.ilS)}, ratio ${f2(g.ilS / g.ilF)}x | train --json step_ms ${f1(cli)} (${f2(cli / g.steadyS)}x the bare step)${ab ? ` | in one process: bare ${f1(ab.bareBefore)}, train() ${f1(ab.trainer)}, bare ${f1(ab.bareAfter)} (${f2((2 * ab.trainer) / (ab.bareBefore + ab.bareAfter))}x)` : ''} | torch forward ${f1(t.forward)}, step ${f1(t.step)}, grl/torch step ${t.step ? f2(g.steadyS / t.step) : '-'}${res.grlRss ? ` | peak RSS grl step ${C.mib(res.grlRss)}, grl-onnx train process ${res.cliRss ? C.mib(res.cliRss) : '-'}, torch ${res.torchRss ? C.mib(res.torchRss) : '-'}` : ''}`);
   }
   fs.appendFileSync(path.join(DIR, 'runs.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), machine: C.machine(), blas, results })}\n`);
 }
 
 if (process.argv[2] === '--step-only') {
   stepOnly(process.argv.slice(3)).catch((e) => C.die(e.message.split('\n')[0]));
+} else if (process.argv[2] === '--cli-ab') {
+  cliAb(process.argv.slice(3)).catch((e) => C.die(e.message.split('\n')[0]));
 } else {
   main().catch((e) => C.die(e.message.split('\n')[0]));
 }

@@ -196,11 +196,12 @@ export class TrainingSession {
 
   /**
    * Open a session from an artifacts folder, or from checkpoint and model paths or bytes.
-   * ORT's intra-op threads default to the number of cores.
+   * ORT's intra-op threads default to the number of cores; graph optimisation to 'all', in
+   * sequential execution (what the benchmarks compare against, set rather than left to ORT's defaults).
    */
   static async create(options: TrainingSessionCreateOptions | string, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<TrainingSession> {
     const o = resolveArtifacts(options);
-    const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: os.availableParallelism(), ...sessionOptions };
+    const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all', executionMode: 'sequential', ...sessionOptions };
     const ckpt = o.checkpointState instanceof Uint8Array || typeof o.checkpointState === 'string' ? loadCheckpoint(o.checkpointState) : o.checkpointState;
     const layout = loadSessionLayout(o);
     const useOnnx = o.optimizerBackend === 'onnx';
