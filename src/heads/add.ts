@@ -15,6 +15,7 @@ import { analyzeHeads, HeadAnalysis, resolveHead, isGrlNode } from '../patch/hea
 import { findWordEmbedding, hiddenStates } from './encoder';
 import { HeadEmitter } from './build';
 import { headRng } from './init';
+import type { Rng } from '../data/jsonl';
 import { HeadKind, HeadRecord, readHeadRecords, writeHeadRecords, setMetadata } from './metadata';
 import { ID2LABEL_PREFIX } from './labels';
 import { buildMlmHead } from './mlm';
@@ -97,30 +98,9 @@ export function addHeads(model: Model, specs: AddHeadSpec[], opts: AddHeadsOptio
     const d = checkHidden(src, graph, shapes, from);
     const emit = new HeadEmitter(graph, opset, `heads.${name}`, `heads.${name}`);
     const rng = headRng(seed, name);
-    let record: HeadRecord;
-    if (kind === 'mlm') {
-      record = buildMlmHead(emit, graph, { name, output, from, d, tie: spec.tieEmbeddings ?? true, rng, source: src, baseDir: model.baseDir });
-    } else {
-      const classes = spec.classes ?? spec.labels?.length;
-      if (classes === undefined) throw fail(`head '${name}': give the number of classes (NAME:CLASSES)`);
-      if (!Number.isInteger(classes) || classes < 2) throw fail(`head '${name}': classes must be an integer >= 2, got ${classes}`);
-      if (spec.mlp !== undefined && (!Number.isInteger(spec.mlp) || spec.mlp < 1)) throw fail(`head '${name}': --mlp width must be a positive integer, got ${spec.mlp}`);
-      if (spec.pool && kind !== 'seq') throw fail(`head '${name}': pooling applies to :seq heads only`);
-      let x = from;
-      const pool = kind === 'seq' ? spec.pool ?? 'cls' : undefined;
-      if (pool === 'cls') x = emit.poolCls(x);
-      if (pool === 'mean') {
-        if (!graph.isGraphInput('attention_mask')) throw fail(`head '${name}': --pool mean needs an 'attention_mask' input, and the model has none`);
-        x = emit.poolMean(x, 'attention_mask');
-      }
-      let width = d;
-      if (spec.mlp) {
-        x = emit.gelu(emit.linear(x, 'dense.', d, spec.mlp, rng), 'dense/');
-        width = spec.mlp;
-      }
-      emit.linear(x, '', width, classes, rng, output);
-      record = { name, output, kind, from, ...(pool ? { pool } : {}), classes, ...(spec.mlp ? { mlp: spec.mlp } : {}) };
-    }
+    const record: HeadRecord = kind === 'mlm'
+      ? buildMlmHead(emit, graph, { name, output, from, d, tie: spec.tieEmbeddings ?? true, rng, source: src, baseDir: model.baseDir })
+      : buildClassifierHead(emit, graph, spec, { name, output, kind, from, d, rng }, fail);
     if (spec.labels && spec.labels.length !== record.classes) {
       throw fail(`head '${name}': ${spec.labels.length} label names for ${record.classes} classes`);
     }
@@ -146,6 +126,40 @@ export function addHeads(model: Model, specs: AddHeadSpec[], opts: AddHeadsOptio
     warnings.push(...patched.warnings);
   }
   return { model: out, heads: added, warnings };
+}
+
+/** The new head's tensors as addHeads resolved them. */
+interface HeadPlace {
+  name: string;
+  output: string;
+  kind: HeadKind;
+  from: string;
+  d: number;
+  rng: Rng;
+}
+
+/** A token or seq classifier: optional pooling (seq), an optional dense + GELU layer, then the projection to `output`. */
+function buildClassifierHead(emit: HeadEmitter, graph: Graph, spec: AddHeadSpec, at: HeadPlace, fail: (msg: string) => GrlError): HeadRecord {
+  const { name, output, kind, from, d, rng } = at;
+  const classes = spec.classes ?? spec.labels?.length;
+  if (classes === undefined) throw fail(`head '${name}': give the number of classes (NAME:CLASSES)`);
+  if (!Number.isInteger(classes) || classes < 2) throw fail(`head '${name}': classes must be an integer >= 2, got ${classes}`);
+  if (spec.mlp !== undefined && (!Number.isInteger(spec.mlp) || spec.mlp < 1)) throw fail(`head '${name}': --mlp width must be a positive integer, got ${spec.mlp}`);
+  if (spec.pool && kind !== 'seq') throw fail(`head '${name}': pooling applies to :seq heads only`);
+  let x = from;
+  const pool = kind === 'seq' ? spec.pool ?? 'cls' : undefined;
+  if (pool === 'cls') x = emit.poolCls(x);
+  if (pool === 'mean') {
+    if (!graph.isGraphInput('attention_mask')) throw fail(`head '${name}': --pool mean needs an 'attention_mask' input, and the model has none`);
+    x = emit.poolMean(x, 'attention_mask');
+  }
+  let width = d;
+  if (spec.mlp) {
+    x = emit.gelu(emit.linear(x, 'dense.', d, spec.mlp, rng), 'dense/');
+    width = spec.mlp;
+  }
+  emit.linear(x, '', width, classes, rng, output);
+  return { name, output, kind, from, ...(pool ? { pool } : {}), classes, ...(spec.mlp ? { mlp: spec.mlp } : {}) };
 }
 
 function outputInfo(name: string, dims: Dim[]): ValueInfoProto {
