@@ -10,23 +10,14 @@ import { Model, serializeModel } from '../../src/onnx/io';
 import { float32Tensor } from '../../src/onnx/tensor';
 import { patchModel } from '../../src/patch/patch';
 import { buildTrainingGraph } from '../../src/grad/training';
-import { F, I64, makeModel, valueInfo } from '../helpers/build';
+import { F, I64, makeModel, twoHeadNodes, valueInfo } from '../helpers/build';
 
 function pinnedModel(): Model {
   const init = (name: string, dims: number[], salt: number) =>
     float32Tensor(name, dims, Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, k) => (((k * 37 + salt) % 17) - 8) / 16));
   const proto = makeModel({
     opset: 14,
-    nodes: [
-      { name: '/emb/Gather', op_type: 'Gather', input: ['E', 'ids'], output: ['x'] },
-      { name: '/enc/MatMul', op_type: 'MatMul', input: ['x', 'We'], output: ['e0'] },
-      { name: '/enc/Add', op_type: 'Add', input: ['e0', 'be'], output: ['e1'] },
-      { name: '/enc/Tanh', op_type: 'Tanh', input: ['e1'], output: ['h'] },
-      { name: '/main/MatMul', op_type: 'MatMul', input: ['h', 'Wm'], output: ['m0'] },
-      { name: '/main/Add', op_type: 'Add', input: ['m0', 'bm'], output: ['main_logits'] },
-      { name: '/adv/MatMul', op_type: 'MatMul', input: ['h', 'Wa'], output: ['a0'] },
-      { name: '/adv/Add', op_type: 'Add', input: ['a0', 'ba'], output: ['adv_logits'] },
-    ],
+    nodes: [{ name: '/emb/Gather', op_type: 'Gather', input: ['E', 'ids'], output: ['x'] }, ...twoHeadNodes()],
     inputs: [valueInfo('ids', I64, ['batch', 'seq'])],
     outputs: [valueInfo('main_logits', F, ['batch', 'seq', 3]), valueInfo('adv_logits', F, ['batch', 'seq', 2])],
     initializers: [init('E', [80, 4], 1), init('We', [4, 5], 2), init('be', [5], 3), init('Wm', [5, 3], 4), init('bm', [3], 5), init('Wa', [5, 2], 6), init('ba', [2], 7)],

@@ -10,7 +10,7 @@ import { GrlError } from '../../src/onnx/errors';
 import { patchModel } from '../../src/patch/patch';
 import { GRL_DOMAIN } from '../../src/patch/grl';
 import { buildTrainingGraph, TrainingGraph } from '../../src/grad/training';
-import { F, makeModel, randn, rng, valueInfo } from '../helpers/build';
+import { F, makeModel, randn, rng, twoHeadNodes, valueInfo } from '../helpers/build';
 
 const rand = rng(11);
 const B = 5;
@@ -19,15 +19,7 @@ function twoHeadModel(opset = 14): Model {
   const init = (name: string, dims: number[]) => float32Tensor(name, dims, randn(rand, dims.reduce((a, b) => a * b, 1), 0.8));
   const proto = makeModel({
     opset,
-    nodes: [
-      { name: '/enc/MatMul', op_type: 'MatMul', input: ['x', 'We'], output: ['e0'] },
-      { name: '/enc/Add', op_type: 'Add', input: ['e0', 'be'], output: ['e1'] },
-      { name: '/enc/Tanh', op_type: 'Tanh', input: ['e1'], output: ['h'] },
-      { name: '/main/MatMul', op_type: 'MatMul', input: ['h', 'Wm'], output: ['m0'] },
-      { name: '/main/Add', op_type: 'Add', input: ['m0', 'bm'], output: ['main_logits'] },
-      { name: '/adv/MatMul', op_type: 'MatMul', input: ['h', 'Wa'], output: ['a0'] },
-      { name: '/adv/Add', op_type: 'Add', input: ['a0', 'ba'], output: ['adv_logits'] },
-    ],
+    nodes: twoHeadNodes(),
     inputs: [valueInfo('x', F, ['batch', 4])],
     outputs: [valueInfo('main_logits', F, ['batch', 2]), valueInfo('adv_logits', F, ['batch', 3])],
     initializers: [init('We', [4, 3]), init('be', [3]), init('Wm', [3, 2]), init('bm', [2]), init('Wa', [3, 3]), init('ba', [3])],

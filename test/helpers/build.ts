@@ -29,6 +29,22 @@ export function makeModel(args: {
   };
 }
 
+/**
+ * A small two-head graph reading the tensor 'x': a Tanh encoder (We, be) and two linear heads, 'main'
+ * (Wm, bm -> main_logits) and 'adv' (Wa, ba -> adv_logits). A fresh array each call.
+ */
+export function twoHeadNodes(): NodeProto[] {
+  return [
+    { name: '/enc/MatMul', op_type: 'MatMul', input: ['x', 'We'], output: ['e0'] },
+    { name: '/enc/Add', op_type: 'Add', input: ['e0', 'be'], output: ['e1'] },
+    { name: '/enc/Tanh', op_type: 'Tanh', input: ['e1'], output: ['h'] },
+    { name: '/main/MatMul', op_type: 'MatMul', input: ['h', 'Wm'], output: ['m0'] },
+    { name: '/main/Add', op_type: 'Add', input: ['m0', 'bm'], output: ['main_logits'] },
+    { name: '/adv/MatMul', op_type: 'MatMul', input: ['h', 'Wa'], output: ['a0'] },
+    { name: '/adv/Add', op_type: 'Add', input: ['a0', 'ba'], output: ['adv_logits'] },
+  ];
+}
+
 export async function session(model: ModelProto): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(serializeModel(model), { graphOptimizationLevel: 'disabled' });
 }
