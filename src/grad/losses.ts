@@ -116,7 +116,7 @@ export function meanSquaredError(emit: Emitter, spec: LossSpec, names: LossNames
   const loss = named(emit, 'Div', [sse, denom], names.loss);
   const scale = emit.op('Div', [emit.float(2 * spec.weight, 'two_weight'), denom], undefined, 'scale');
   const seed = emit.op('Mul', [error, scale], undefined, 'd_output');
-  // Returned only when named: training.ts records any returned count in outputs.count.
+  // Returned only when named: metricOutputs (training-losses.ts) records any returned count in outputs.count.
   return names.count ? { loss, seed, count: n } : { loss, seed };
 }
 
