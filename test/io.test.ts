@@ -189,7 +189,7 @@ describe('saving', () => {
     fs.copyFileSync(TAGGER, f);
     fs.symlinkSync(f, path.join(dir, 'link.onnx'));
     const m = loadModel(f);
-    expect(() => saveModel(m, f, { protect: [f] })).toThrow(/m\.onnx: refusing to overwrite the input model \(use --in-place to allow it\)/);
+    expect(() => saveModel(m, f, { protect: [f] })).toThrow(/m\.onnx: refusing to overwrite the input model \(write the result to another file with -o\)/);
     expect(() => saveModel(m, path.join(dir, 'link.onnx'), { protect: [f] })).toThrow(/refusing to overwrite the input model/);
     expect(fs.readdirSync(dir).sort()).toEqual(['link.onnx', 'm.onnx']);
   });

@@ -20,6 +20,8 @@ export interface SaveOptions {
   externalData?: boolean | { threshold?: number; location?: string };
   /** Refuse to overwrite this path (the input). */
   protect?: string[];
+  /** What the refusal suggests (a command with an --in-place flag says so); default: another file. */
+  protectHint?: string;
   /**
    * Initializer bytes above which large tensors go external automatically (default: a safe
    * margin under protobuf's 2 GiB message limit).
@@ -76,7 +78,7 @@ export function saveModel(model: Model, dest: string, opts: SaveOptions = {}): v
   const plan = planExternalData(inits, opts);
   if (plan.anyExternal && dest === '-') throw new GrlError('cannot write a model with external data to stdout; give -o FILE');
   for (const p of opts.protect ?? []) {
-    if (dest !== '-' && p !== '-' && sameFile(p, dest)) throw new GrlError(`${dest}: refusing to overwrite the input model (use --in-place to allow it)`, { file: dest });
+    if (dest !== '-' && p !== '-' && sameFile(p, dest)) throw new GrlError(`${dest}: refusing to overwrite the input model (${opts.protectHint ?? 'write the result to another file with -o'})`, { file: dest });
   }
   if (dest === '-') {
     const chunks = encodeModelChunks(model.proto, inits);

@@ -123,6 +123,6 @@ describe('grl-onnx erase', () => {
     fs.copyFileSync(MODEL, copy);
     const a = io();
     expect(await runCli(['erase', copy, '--data', data, '--label', 'pos', '--method', 'leace', '-o', copy], a.io)).toBe(1);
-    expect(a.err.join('')).toContain('refusing to overwrite the input model');
+    expect(a.err.join('')).toContain('refusing to overwrite the input model (write the result to another file with -o)');
   });
 });

@@ -72,6 +72,7 @@ export const patchCommand: GrlCommand<PatchArgs> = {
     const result = patchModel(model, { heads, lambda: args.lambda, at: args.at, remove: args.remove });
     saveModel(result.model, dest, {
       protect: args.inPlace ? [] : [args.model],
+      protectHint: 'use --in-place to allow it',
       externalData: args.externalData,
       stdout: (chunk) => io.stdout.write(chunk),
     });
