@@ -267,6 +267,13 @@ function runConfig(opts: TrainerOptions, totalSteps: number): string {
   return `${JSON.stringify(config, null, 1)}\n`;
 }
 
+/** metrics.jsonl opened for appending; a resumed run keeps the lines up to the step it resumes from. */
+function openMetrics(file: string, resume: boolean, startStep: number): number {
+  const kept = resume && fs.existsSync(file) ? metricsUpTo(fs.readFileSync(file, 'utf8'), startStep) : '';
+  writeFileAtomic(file, kept);
+  return fs.openSync(file, 'a');
+}
+
 async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHooks): Promise<TrainSummary> {
   const out = folder.dir;
   const at = (f: string) => path.join(out, f);
@@ -275,8 +282,7 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
 
   const accum = Math.max(1, opts.gradAccum ?? 1);
   const order = new BatchOrder(trainSet.length, opts.batchSize, opts.shuffle ?? true, opts.seed ?? 0);
-  const stepsPerEpoch = Math.max(1, Math.floor(order.batchesPerEpoch / accum));
-  const totalSteps = opts.steps ?? (opts.epochs ?? 1) * stepsPerEpoch;
+  const totalSteps = opts.steps ?? (opts.epochs ?? 1) * Math.max(1, Math.floor(order.batchesPerEpoch / accum));
   if (!(totalSteps > 0)) throw new GrlError('nothing to do: --steps (or --epochs) must be at least 1');
 
   const session = await TrainingSession.create(
@@ -288,11 +294,8 @@ async function trainIn(folder: RunFolder, opts: TrainerOptions, hooks: TrainerHo
     const startStep = session.optimizerStep;
     hooks.onStart?.({ totalSteps, startStep, heads: tg.heads.map((h) => h.head), trainableParams: session.getParametersSize(true), examples: trainSet.length, truncated: countTruncated(trainSet) + countTruncated(evalSet ?? []) });
 
-    // metrics.jsonl keeps the lines up to the step we resume from.
     const metricsFile = at(RUN_FILES.metrics);
-    const kept = opts.resume && fs.existsSync(metricsFile) ? metricsUpTo(fs.readFileSync(metricsFile, 'utf8'), startStep) : '';
-    writeFileAtomic(metricsFile, kept);
-    const metrics = fs.openSync(metricsFile, 'a');
+    const metrics = openMetrics(metricsFile, !!opts.resume, startStep);
 
     const saveCheckpoint = async () => session.saveCheckpoint(at(RUN_FILES.checkpoint));
     const loop: LoopContext = { session, plan, opts, order, accum, saveCheckpoint, checkpointFile: at(RUN_FILES.checkpoint) };
