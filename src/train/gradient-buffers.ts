@@ -9,7 +9,7 @@
 // previous steps wrote, so no vocabulary-sized array moves per step.
 import * as ort from 'onnxruntime-node';
 import { GrlError } from '../onnx/errors';
-import type { NamedTensor, ParameterOptimizerState } from './checkpoint';
+import type { NamedTensor, ParameterOptimizerState, TensorPayload } from './checkpoint';
 import { addCheckedRows, checkRows, zeroRows } from './rows';
 import type { ParamSlot, RowSlot } from './slots';
 import { KernelArena, kernelsFor } from './kernels/wasm';
@@ -37,17 +37,17 @@ export class GradientBuffers {
   private accumulating = false;
 
   /**
-   * `trainable` in slot order; `frozen` are constants of the training graphs, kept only to be
-   * carried into checkpoints (detached from the checkpoint's file buffer by the caller).
+   * `trainable` in slot order, each read straight into its place in the parameter buffer;
+   * `frozen` are constants of the training graphs, kept only to be carried into checkpoints.
    */
-  constructor(readonly slots: ParamSlot[], trainable: NamedTensor[], stateCount: number, readonly frozen: NamedTensor[]) {
-    const size = trainable.reduce((n, t) => n + t.data.length, 0);
+  constructor(readonly slots: ParamSlot[], trainable: TensorPayload[], stateCount: number, readonly frozen: NamedTensor[]) {
+    const size = trainable.reduce((n, t) => n + t.length, 0);
     const arena = KernelArena.create(Array.from({ length: 3 + stateCount }, () => size));
     const buffer = (k: number) => arena?.views[k] ?? new Float32Array(size);
     this.params = buffer(0);
     this.grads = buffer(1);
     this.scratch = arena?.views[2];
-    for (const [i, t] of trainable.entries()) this.params.set(t.data, slots[i].offset);
+    for (const [i, t] of trainable.entries()) t.readInto(this.params.subarray(slots[i].offset, slots[i].offset + slots[i].size));
     for (const s of slots) this.paramViews[s.name] = this.view(this.params, s);
     this.paramsFlat = new ort.Tensor('float32', this.params, [size]);
     this.gradsFlat = new ort.Tensor('float32', this.grads, [size]);
@@ -60,7 +60,7 @@ export class GradientBuffers {
   }
 
   /** Copy the checkpoint's moments into the state buffers (`kind` names the optimizer in errors). */
-  loadOptimizerState(states: ParameterOptimizerState[], kind: string): void {
+  loadOptimizerState(states: ParameterOptimizerState<TensorPayload>[], kind: string): void {
     const byName = new Map(states.map((s) => [s.paramName, s.momentums]));
     for (const slot of this.slots) {
       const listed = byName.get(slot.name);
@@ -69,8 +69,8 @@ export class GradientBuffers {
       const moms = listed.every((m) => /^momentum\d+$/.test(m.name)) ? [...listed].sort((a, b) => Number(a.name.slice(8)) - Number(b.name.slice(8))) : listed;
       if (moms.length !== this.states.length) throw new GrlError(`checkpoint has ${moms.length} optimizer states for '${slot.name}'; ${kind} needs ${this.states.length}`);
       moms.forEach((m, k) => {
-        if (m.data.length !== slot.size) throw new GrlError(`checkpoint optimizer state ${m.name} of '${slot.name}' has ${m.data.length} values, the parameter ${slot.size}`);
-        this.states[k].set(m.data, slot.offset);
+        if (m.length !== slot.size) throw new GrlError(`checkpoint optimizer state ${m.name} of '${slot.name}' has ${m.length} values, the parameter ${slot.size}`);
+        m.readInto(this.states[k].subarray(slot.offset, slot.offset + slot.size));
       });
     }
   }

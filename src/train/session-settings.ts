@@ -33,7 +33,7 @@ export function scalarTensor(v: number): ort.Tensor {
 /** Where the settings come from: the checkpoint, and what the artifacts' layout fixes. */
 export interface SettingsSource {
   properties: PropertyBag;
-  group: OptimizerGroup | undefined;
+  group: Pick<OptimizerGroup, 'step' | 'initialLearningRate'> | undefined;
   /** The layout's optimizer (the optimizer model's), else the checkpoint's. */
   layoutOptimizer: OptimizerKind | undefined;
   /** An ORT-layout optimizer model fixes them in its node's attributes: those are what ORT runs. */

@@ -41,7 +41,9 @@ import * as ort from 'onnxruntime-node';
 import { GrlError } from '../onnx/errors';
 import { createInferenceSession, createOrtSession as createModelSession } from '../onnx/ort';
 import { Model, loadModel } from '../onnx/io';
-import { CheckpointState, PropertyBag, loadCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, SESSION_PROPERTY } from './checkpoint';
+import {
+  CheckpointFile, CheckpointState, NamedTensor, PropertyBag, TensorPayload, asPayloads, loadCheckpoint, openCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, SESSION_PROPERTY,
+} from './checkpoint';
 import { SessionLayout, URIorBuffer, TrainingSessionCreateOptions, loadSessionLayout, resolveArtifacts } from './layouts/grl';
 import { ParamSlot, inTrainingInputOrder, paramSlots } from './slots';
 import { exportWithWeights } from './export';
@@ -89,7 +91,7 @@ export class TrainingSession {
     private readonly evalSession: ort.InferenceSession | undefined,
     optimizerSession: ort.InferenceSession | undefined,
     layout: SessionLayout,
-    ckpt: CheckpointState,
+    ckpt: CheckpointState<TensorPayload>,
     private readonly inferenceSource: URIorBuffer | undefined,
     rowGradOutputs: Record<string, RowGradientOutputs> | undefined,
   ) {
@@ -101,10 +103,10 @@ export class TrainingSession {
     this.optimizer = optimizerSession && new OnnxOptimizer(optimizerSession);
     const trainable = inTrainingInputOrder(ckpt.trainable, train.inputNames);
     const slots = paramSlots(trainable, new Set(train.outputNames), layout.gradOutputs, rowGradOutputs);
-    // Only the frozen tensors outlive construction, detached from the checkpoint's file
-    // buffer: holding views would keep the whole file (every parameter and moment) alive
+    // Only the frozen tensors outlive construction, in arrays of their own: views of a
+    // checkpoint's file buffer would keep the whole file (every parameter and moment) alive
     // beside the copies in the arena (a 438 MB file at BERT-base size).
-    const frozen = ckpt.frozen.map((t) => ({ ...t, data: detached(t.data) }));
+    const frozen = ckpt.frozen.map(readTensor);
     const stateCount = this.optimizerKind ? OPTIMIZER_STATES[this.optimizerKind].length : 0;
     this.buffers = new GradientBuffers(slots, trainable, stateCount, frozen);
     if (group && this.optimizerKind) this.buffers.loadOptimizerState(group.states, this.optimizerKind);
@@ -135,14 +137,20 @@ export class TrainingSession {
   static async create(options: TrainingSessionCreateOptions | string, sessionOptions: ort.InferenceSession.SessionOptions = {}): Promise<TrainingSession> {
     const o = resolveArtifacts(options);
     const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all', executionMode: 'sequential', ...sessionOptions };
-    const ckpt = o.checkpointState instanceof Uint8Array || typeof o.checkpointState === 'string' ? loadCheckpoint(o.checkpointState) : o.checkpointState;
-    const layout = loadSessionLayout(o);
-    const useOnnx = o.optimizerBackend === 'onnx';
-    if (useOnnx && !layout.optimizerModel) throw new GrlError("optimizerBackend 'onnx' needs an optimizer model");
-    const train = await createOrtSession(layout.trainModel, opts);
-    const evalSession = o.evalModel ? await createOrtSession(o.evalModel, opts) : undefined;
-    const optimizer = useOnnx && layout.optimizerModel ? await createOrtSession(layout.optimizerModel, opts) : undefined;
-    return new TrainingSession(train, evalSession, optimizer, layout, ckpt, o.inferenceModel, o.rowGradOutputs);
+    // A checkpoint file stays on disk: its tensors are read straight into the session's buffers.
+    const file: CheckpointFile | undefined = typeof o.checkpointState === 'string' ? openCheckpoint(o.checkpointState) : undefined;
+    try {
+      const ckpt = file?.state ?? asPayloads(o.checkpointState instanceof Uint8Array ? loadCheckpoint(o.checkpointState) : (o.checkpointState as CheckpointState));
+      const layout = loadSessionLayout(o);
+      const useOnnx = o.optimizerBackend === 'onnx';
+      if (useOnnx && !layout.optimizerModel) throw new GrlError("optimizerBackend 'onnx' needs an optimizer model");
+      const train = await createOrtSession(layout.trainModel, opts);
+      const evalSession = o.evalModel ? await createOrtSession(o.evalModel, opts) : undefined;
+      const optimizer = useOnnx && layout.optimizerModel ? await createOrtSession(layout.optimizerModel, opts) : undefined;
+      return new TrainingSession(train, evalSession, optimizer, layout, ckpt, o.inferenceModel, o.rowGradOutputs);
+    } finally {
+      file?.close();
+    }
   }
 
   private validate(): void {
@@ -376,7 +384,9 @@ export class TrainingSession {
   }
 }
 
-/** The values as an array of their own (not a view of a larger buffer that would stay alive with it). */
-function detached(data: Float32Array): Float32Array {
-  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+/** The tensor's values in an array of their own. */
+function readTensor(t: TensorPayload): NamedTensor {
+  const data = new Float32Array(t.length);
+  t.readInto(data);
+  return { name: t.name, dims: t.dims, data };
 }

@@ -2,7 +2,10 @@
 // ONNX Runtime's order (the training model's input order), and which training-graph
 // output(s) its gradient comes from (dense `<param>_grad`, or row-sparse rows + indices).
 import type { RowGradientOutputs } from '../grad/training';
-import type { NamedTensor } from './checkpoint';
+import type { TensorPayload } from './checkpoint';
+
+/** What placing a parameter needs of a checkpoint tensor. */
+type TensorMeta = Pick<TensorPayload, 'name' | 'dims' | 'length'>;
 import { RowTarget } from './rows';
 
 export interface ParamSlot {
@@ -27,23 +30,23 @@ export interface RowSlot extends RowTarget {
  * lists them in (ORT writes them sorted by name): ORT's getContiguousParameters and
  * loadParametersBuffer use that order, so buffers move between the two runtimes.
  */
-export function inTrainingInputOrder(trainable: NamedTensor[], inputNames: readonly string[]): NamedTensor[] {
+export function inTrainingInputOrder<T extends { name: string }>(trainable: T[], inputNames: readonly string[]): T[] {
   const at = new Map(inputNames.map((n, i) => [n, i]));
-  const rank = (t: NamedTensor) => at.get(t.name) ?? Infinity;
+  const rank = (t: T) => at.get(t.name) ?? Infinity;
   return [...trainable].sort((a, b) => rank(a) - rank(b));
 }
 
 /** Each parameter's place in the flat buffers and the output(s) its gradient comes from. */
-export function paramSlots(trainable: NamedTensor[], outputNames: Set<string>, gradOutputs: Record<string, string> | undefined, rowGradOutputs: Record<string, RowGradientOutputs> | undefined): ParamSlot[] {
+export function paramSlots(trainable: TensorMeta[], outputNames: Set<string>, gradOutputs: Record<string, string> | undefined, rowGradOutputs: Record<string, RowGradientOutputs> | undefined): ParamSlot[] {
   let offset = 0;
   return trainable.map((t) => {
-    const slot: ParamSlot = { name: t.name, grad: gradOutputs?.[t.name] ?? `${t.name}_grad`, dims: t.dims, offset, size: t.data.length };
+    const slot: ParamSlot = { name: t.name, grad: gradOutputs?.[t.name] ?? `${t.name}_grad`, dims: t.dims, offset, size: t.length };
     const byName = { rows: `${t.name}_grad_rows`, indices: `${t.name}_grad_indices` };
     const rowOutputs = rowGradOutputs?.[t.name] ?? (!outputNames.has(slot.grad) && outputNames.has(byName.rows) && outputNames.has(byName.indices) ? byName : undefined);
     if (rowOutputs && t.dims.length >= 1) {
       slot.rows = { name: t.name, offset, rowCount: t.dims[0], width: t.dims.slice(1).reduce((a, b) => a * b, 1), outputs: rowOutputs, written: [] };
     }
-    offset += t.data.length;
+    offset += t.length;
     return slot;
   });
 }

@@ -27,18 +27,32 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
-export interface ParameterOptimizerState {
-  paramName: string;
-  /** ORT names them momentum0, momentum1 (AdamW: exp_avg, exp_avg_sq; SGD: the momentum buffer). */
-  momentums: NamedTensor[];
+/**
+ * A tensor whose values stay in the checkpoint file until read: a session copies each one
+ * straight into its place in its buffers (read-file.ts).
+ */
+export interface TensorPayload {
+  name: string;
+  dims: number[];
+  /** Number of float32 values. */
+  length: number;
+  /** Copy the values into `dst` (length `length`). */
+  readInto(dst: Float32Array): void;
 }
 
-export interface OptimizerGroup {
+/** Tensors are NamedTensor (values in memory) or TensorPayload (values read on demand). */
+export interface ParameterOptimizerState<T = NamedTensor> {
+  paramName: string;
+  /** ORT names them momentum0, momentum1 (AdamW: exp_avg, exp_avg_sq; SGD: the momentum buffer). */
+  momentums: T[];
+}
+
+export interface OptimizerGroup<T = NamedTensor> {
   name: string;
   /** Optimizer steps taken so far. */
   step: number;
   initialLearningRate: number;
-  states: ParameterOptimizerState[];
+  states: ParameterOptimizerState<T>[];
 }
 
 export interface PropertyBag {
@@ -47,12 +61,23 @@ export interface PropertyBag {
   strings: Record<string, string>;
 }
 
-export interface CheckpointState {
+export interface CheckpointState<T = NamedTensor> {
   version: number;
-  trainable: NamedTensor[];
-  frozen: NamedTensor[];
-  optimizerGroups: OptimizerGroup[];
+  trainable: T[];
+  frozen: T[];
+  optimizerGroups: OptimizerGroup<T>[];
   properties: PropertyBag;
+}
+
+/** The state's tensors as payloads read from memory (so a session fills its buffers one way). */
+export function asPayloads(s: CheckpointState): CheckpointState<TensorPayload> {
+  const payload = (t: NamedTensor): TensorPayload => ({ name: t.name, dims: t.dims, length: t.data.length, readInto: (dst) => dst.set(t.data) });
+  return {
+    ...s,
+    trainable: s.trainable.map(payload),
+    frozen: s.frozen.map(payload),
+    optimizerGroups: s.optimizerGroups.map((g) => ({ ...g, states: g.states.map((p) => ({ paramName: p.paramName, momentums: p.momentums.map(payload) })) })),
+  };
 }
 
 export function emptyProperties(): PropertyBag {

@@ -1,7 +1,9 @@
 // Checkpoints, reading: a flatbuffer accessor written by hand after flatc's TypeScript
-// output, against the maintained `flatbuffers` runtime. Tensor values are views of the
-// file buffer when aligned (files grl-onnx writes are), so a caller that keeps only
-// copies lets the buffer go.
+// output, against the maintained `flatbuffers` runtime. Parsing goes through the few
+// ByteBuffer methods in FlatBytes, so the same code reads a buffer in memory (loadCheckpoint:
+// tensor values are views of the file buffer when aligned, as in files grl-onnx writes, so
+// a caller that keeps only copies lets the buffer go) or a file through positioned reads
+// (read-file.ts: values stay in the file until a session copies them into its buffers).
 import * as fs from 'fs';
 import { ByteBuffer } from 'flatbuffers';
 import { DataType } from '../../onnx/proto';
@@ -9,9 +11,23 @@ import { GrlError } from '../../onnx/errors';
 import { numElements } from '../../onnx/tensor';
 import { CHECKPOINT_IDENTIFIER, CheckpointState, NamedTensor, emptyProperties } from './format';
 
+/** What the parser reads through: flatbuffers' ByteBuffer has them; read-file.ts' PagedFile too. */
+export interface FlatBytes {
+  position(): number;
+  readInt8(offset: number): number;
+  readInt32(offset: number): number;
+  readInt64(offset: number): bigint;
+  readFloat32(offset: number): number;
+  __offset(bbPos: number, vtableOffset: number): number;
+  __string(offset: number): string | Uint8Array;
+  __indirect(offset: number): number;
+  __vector(offset: number): number;
+  __vector_len(offset: number): number;
+}
+
 /** A flatbuffer table: field k lives at vtable slot 4 + 2k. */
 class Table {
-  constructor(readonly bb: ByteBuffer, readonly pos: number) {}
+  constructor(readonly bb: FlatBytes, readonly pos: number) {}
   private off(field: number): number {
     return this.bb.__offset(this.pos, 4 + 2 * field);
   }
@@ -52,25 +68,67 @@ class Table {
     const start = this.bb.__vector(this.pos + o);
     return Array.from({ length: this.bb.__vector_len(this.pos + o) }, (_, i) => Number(this.bb.readInt64(start + 8 * i)));
   }
-  bytes(field: number): Uint8Array {
+  /** Where a [uint8] field's bytes lie (byte offset and length as recorded). */
+  vector(field: number): { start: number; length: number } {
     const o = this.off(field);
-    if (!o) return new Uint8Array(0);
-    const start = this.bb.__vector(this.pos + o);
-    return this.bb.bytes().subarray(start, start + this.bb.__vector_len(this.pos + o));
+    if (!o) return { start: 0, length: 0 };
+    return { start: this.bb.__vector(this.pos + o), length: this.bb.__vector_len(this.pos + o) };
   }
 }
 
-function readTensor(t: Table, where: string): NamedTensor {
+/** Makes a checkpoint tensor from a tensor's name, dims and where its raw_data lies. */
+export type TensorMaker<T> = (name: string, dims: number[], raw: { start: number; length: number }) => T;
+
+function readTensor<T>(t: Table, where: string, make: TensorMaker<T>): T {
   const name = t.string(0) ?? '';
   const dataType = t.int32(3);
   if (dataType !== DataType.FLOAT) throw new GrlError(`${where}: tensor '${name}' has data type ${DataType[dataType] ?? dataType}; grl-onnx checkpoints hold FLOAT tensors`);
-  const dims = t.int64s(2);
-  const raw = t.bytes(4);
+  return make(name, t.int64s(2), t.vector(4));
+}
+
+/** Throws unless `byteLength` bytes hold the float32 values of `dims`; returns their count. */
+export function checkPayload(where: string, name: string, dims: number[], byteLength: number): number {
   const n = numElements(dims);
-  if (raw.byteLength !== n * 4) throw new GrlError(`${where}: tensor '${name}' has ${raw.byteLength} bytes of data for dims [${dims.join(', ')}] (${n * 4} expected)`);
-  // A view when the payload is aligned (files we write are); otherwise one copy.
-  const data = raw.byteOffset % 4 === 0 ? new Float32Array(raw.buffer, raw.byteOffset, n) : new Float32Array(raw.slice().buffer);
-  return { name, dims, data };
+  if (byteLength !== n * 4) throw new GrlError(`${where}: tensor '${name}' has ${byteLength} bytes of data for dims [${dims.join(', ')}] (${n * 4} expected)`);
+  return n;
+}
+
+/** Throws unless the bytes start with a checkpoint's file identifier. */
+export function checkIdentifier(where: string, size: number, bb: FlatBytes & { __has_identifier(id: string): boolean }, idBytes: () => Uint8Array): void {
+  if (size < 8) throw new GrlError(`${where}: not an ORT training checkpoint (${size} bytes)`, { file: where });
+  if (!bb.__has_identifier(CHECKPOINT_IDENTIFIER)) {
+    const id = Buffer.from(idBytes()).toString('latin1').replace(/[^\x20-\x7e]/g, '?');
+    throw new GrlError(`${where}: not an ORT training checkpoint (file identifier '${id}', expected '${CHECKPOINT_IDENTIFIER}')`, { file: where });
+  }
+}
+
+/** Decode the checkpoint's flatbuffer structure; each tensor comes from `make`. Errors are one line naming `where`. */
+export function parseCheckpoint<T>(bb: FlatBytes, where: string, make: TensorMaker<T>): CheckpointState<T> {
+  try {
+    const root = new Table(bb, bb.readInt32(bb.position()) + bb.position());
+    const version = root.int32(0);
+    const module = root.table(1);
+    const tensor = (t: Table) => readTensor(t, where, make);
+    const trainable = (module?.tables(0) ?? []).map(tensor);
+    const frozen = (module?.tables(1) ?? []).map(tensor);
+    if (module?.bool(2)) throw new GrlError(`${where}: a nominal checkpoint (parameters without values) cannot be loaded for training`, { file: where });
+    if (module?.bool(3)) throw new GrlError(`${where}: checkpoints with external data are not supported`, { file: where });
+    const optimizerGroups = root.tables(2).map((g) => ({
+      name: g.string(0) ?? '',
+      step: g.int64(1),
+      initialLearningRate: g.float32(2),
+      states: g.tables(3).map((s) => ({ paramName: s.string(0) ?? '', momentums: s.tables(1).map(tensor) })),
+    }));
+    const properties = emptyProperties();
+    const bag = root.table(3);
+    for (const p of bag?.tables(0) ?? []) properties.ints[p.string(0) ?? ''] = p.int64(1);
+    for (const p of bag?.tables(1) ?? []) properties.floats[p.string(0) ?? ''] = p.float32(1);
+    for (const p of bag?.tables(2) ?? []) properties.strings[p.string(0) ?? ''] = p.string(1) ?? '';
+    return { version, trainable, frozen, optimizerGroups, properties };
+  } catch (e) {
+    if (e instanceof GrlError) throw e;
+    throw new GrlError(`${where}: corrupt ORT training checkpoint (${(e as Error).message})`, { file: where, cause: e });
+  }
 }
 
 /** Decode a checkpoint from a file path or bytes. Tensor data are views of the buffer when aligned. */
@@ -87,34 +145,13 @@ export function loadCheckpoint(src: string | Uint8Array, name?: string): Checkpo
   } else {
     bytes = src;
   }
-  if (bytes.byteLength < 8) throw new GrlError(`${where}: not an ORT training checkpoint (${bytes.byteLength} bytes)`, { file: where });
   const bb = new ByteBuffer(bytes);
-  if (!bb.__has_identifier(CHECKPOINT_IDENTIFIER)) {
-    const id = Buffer.from(bytes.subarray(4, 8)).toString('latin1').replace(/[^\x20-\x7e]/g, '?');
-    throw new GrlError(`${where}: not an ORT training checkpoint (file identifier '${id}', expected '${CHECKPOINT_IDENTIFIER}')`, { file: where });
-  }
-  try {
-    const root = new Table(bb, bb.readInt32(bb.position()) + bb.position());
-    const version = root.int32(0);
-    const module = root.table(1);
-    const trainable = (module?.tables(0) ?? []).map((t) => readTensor(t, where));
-    const frozen = (module?.tables(1) ?? []).map((t) => readTensor(t, where));
-    if (module?.bool(2)) throw new GrlError(`${where}: a nominal checkpoint (parameters without values) cannot be loaded for training`, { file: where });
-    if (module?.bool(3)) throw new GrlError(`${where}: checkpoints with external data are not supported`, { file: where });
-    const optimizerGroups = root.tables(2).map((g) => ({
-      name: g.string(0) ?? '',
-      step: g.int64(1),
-      initialLearningRate: g.float32(2),
-      states: g.tables(3).map((s) => ({ paramName: s.string(0) ?? '', momentums: s.tables(1).map((t) => readTensor(t, where)) })),
-    }));
-    const properties = emptyProperties();
-    const bag = root.table(3);
-    for (const p of bag?.tables(0) ?? []) properties.ints[p.string(0) ?? ''] = p.int64(1);
-    for (const p of bag?.tables(1) ?? []) properties.floats[p.string(0) ?? ''] = p.float32(1);
-    for (const p of bag?.tables(2) ?? []) properties.strings[p.string(0) ?? ''] = p.string(1) ?? '';
-    return { version, trainable, frozen, optimizerGroups, properties };
-  } catch (e) {
-    if (e instanceof GrlError) throw e;
-    throw new GrlError(`${where}: corrupt ORT training checkpoint (${(e as Error).message})`, { file: where, cause: e });
-  }
+  checkIdentifier(where, bytes.byteLength, bb, () => bytes.subarray(4, 8));
+  return parseCheckpoint(bb, where, (name, dims, { start, length }): NamedTensor => {
+    const raw = bytes.subarray(start, start + length);
+    const n = checkPayload(where, name, dims, raw.byteLength);
+    // A view when the payload is aligned (files we write are); otherwise one copy.
+    const data = raw.byteOffset % 4 === 0 ? new Float32Array(raw.buffer, raw.byteOffset, n) : new Float32Array(raw.slice().buffer);
+    return { name, dims, data };
+  });
 }
