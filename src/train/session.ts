@@ -11,7 +11,9 @@
 //  - session-settings.ts: step count, learning rate and its schedule, hyperparameters,
 //    each head's λ and its schedule, and how they are kept in checkpoints;
 //  - onnx-optimizer.ts: the update through the optimizer model (optimizerBackend 'onnx');
-//    optimizer.ts + kernels/: the in-process update.
+//    optimizer.ts + kernels/: the in-process update;
+//  - checkpoint/read-file.ts: a checkpoint given as a path is never loaded whole; each
+//    tensor is read from the file straight into its place in the buffers.
 //
 // What moves per step (onnxruntime-node 1.30; measured by scripts/bench-session.js,
 // the binding facts are pinned by test/train/session.test.ts):
@@ -104,8 +106,8 @@ export class TrainingSession {
     const trainable = inTrainingInputOrder(ckpt.trainable, train.inputNames);
     const slots = paramSlots(trainable, new Set(train.outputNames), layout.gradOutputs, rowGradOutputs);
     // Only the frozen tensors outlive construction, in arrays of their own: views of a
-    // checkpoint's file buffer would keep the whole file (every parameter and moment) alive
-    // beside the copies in the arena (a 438 MB file at BERT-base size).
+    // checkpoint's bytes would keep the whole buffer (every parameter and moment) alive
+    // beside the copies in the arena (1.3 GB at BERT-base size with AdamW).
     const frozen = ckpt.frozen.map(readTensor);
     const stateCount = this.optimizerKind ? OPTIMIZER_STATES[this.optimizerKind].length : 0;
     this.buffers = new GradientBuffers(slots, trainable, stateCount, frozen);
