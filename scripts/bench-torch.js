@@ -136,6 +136,31 @@ function cliInProcess(file, dir, row, shape, vocab, opts) {
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
+/**
+ * What the trainer adds to a step outside onnxruntime and the update: building the batch from
+ * the loaded examples and its feeds (the same functions the trainer calls), median of 200.
+ */
+function batchAssemblyMs(dir, data, B) {
+  const { readArtifactsMetadata } = require('../dist/train/artifacts');
+  const { loadModel } = require('../dist/onnx/io');
+  const { dataSpecFor, batchFeeds, embeddingLimits } = require('../dist/train/feeds');
+  const { makeBatch, BatchOrder } = require('../dist/data/jsonl');
+  const { loadExamples } = require('../dist/data/examples');
+  const { sequenceLimit } = require('../dist/onnx/limits');
+  const tg = readArtifactsMetadata(dir);
+  const model = loadModel(path.join(dir, 'inference_model.onnx'));
+  const spec = { ...dataSpecFor(tg, embeddingLimits(model), {}), sequenceLimit: sequenceLimit(model) };
+  const examples = loadExamples(data, spec);
+  const order = new BatchOrder(examples.length, B, false, 0);
+  const ts = [];
+  for (let k = 0; k < 200; k++) {
+    const t = C.now();
+    batchFeeds(makeBatch(order.batch(k % order.batchesPerEpoch).map((i) => examples[i]), spec), spec, tg.heads);
+    ts.push(C.now() - t);
+  }
+  return C.median(ts);
+}
+
 async function cliAb([file, dir, data, B, T, vocab, runs, warmup]) {
   const ort = require('onnxruntime-node');
   const { TrainingSession } = require('../dist/train/session');
@@ -150,10 +175,34 @@ async function cliAb([file, dir, data, B, T, vocab, runs, warmup]) {
   const before = await bare();
   const out = path.join(DIR, 'run-cli-ab');
   fs.rmSync(out, { recursive: true, force: true });
+  // Time inside the session's own calls during each trainer step, so the trainer's overhead is
+  // step_ms minus that time on the same step (no machine drift between the two).
+  let inSession = 0;
+  const proto = TrainingSession.prototype;
+  const wrapped = ['runTrainStep', 'runOptimizerStep', 'lazyResetGrad'].map((name) => {
+    const orig = proto[name];
+    proto[name] = async function timed(...args) {
+      const t = C.now();
+      try {
+        return await orig.apply(this, args);
+      } finally {
+        inSession += C.now() - t;
+      }
+    };
+    return [name, orig];
+  });
   const steps = [];
-  await train({ model: file, data, losses: Object.keys(HEADS).map((head) => ({ head })), lr: 1e-4, batchSize: +B, steps: +runs + +warmup, shuffle: false, out }, { onStep: (rec) => steps.push(rec.step_ms) });
+  const overhead = [];
+  await train({ model: file, data, losses: Object.keys(HEADS).map((head) => ({ head })), lr: 1e-4, batchSize: +B, steps: +runs + +warmup, shuffle: false, out }, {
+    onStep: (rec) => {
+      steps.push(rec.step_ms);
+      overhead.push(rec.step_ms - inSession);
+      inSession = 0;
+    },
+  });
+  for (const [name, orig] of wrapped) proto[name] = orig;
   const after = await bare();
-  console.log(JSON.stringify({ bareBefore: before, trainer: C.median(steps.slice(+warmup)), bareAfter: after }));
+  console.log(JSON.stringify({ bareBefore: before, trainer: C.median(steps.slice(+warmup)), bareAfter: after, overheadMs: C.median(overhead.slice(+warmup)), assemblyMs: batchAssemblyMs(dir, data, +B) }));
 }
 
 /** Peak RSS of a process that only builds the TrainingSession and runs `runs` steps. */
@@ -211,7 +260,7 @@ async function main() {
       if (torchOk) res.torchRss = torchTimings(row, shape, opts, 'step').rss;
     }
     results.push(res);
-    console.log(`${row} (${res.shape}): steady forward ${f1(g.steadyF)} ms, step ${f1(g.steadyS)} ms, ratio ${f2(g.steadyS / g.steadyF)}x | interleaved forward ${f1(g.ilF)}, step ${f1(g.ilS)}, ratio ${f2(g.ilS / g.ilF)}x | train --json step_ms ${f1(cli)} (${f2(cli / g.steadyS)}x the bare step)${ab ? ` | in one process: bare ${f1(ab.bareBefore)}, train() ${f1(ab.trainer)}, bare ${f1(ab.bareAfter)} (${f2((2 * ab.trainer) / (ab.bareBefore + ab.bareAfter))}x)` : ''} | torch forward ${f1(t.forward)}, step ${f1(t.step)}, grl/torch step ${t.step ? f2(g.steadyS / t.step) : '-'}${res.grlRss ? ` | peak RSS grl step ${C.mib(res.grlRss)}, grl-onnx train process ${res.cliRss ? C.mib(res.cliRss) : '-'}, torch ${res.torchRss ? C.mib(res.torchRss) : '-'}` : ''}`);
+    console.log(`${row} (${res.shape}): steady forward ${f1(g.steadyF)} ms, step ${f1(g.steadyS)} ms, ratio ${f2(g.steadyS / g.steadyF)}x | interleaved forward ${f1(g.ilF)}, step ${f1(g.ilS)}, ratio ${f2(g.ilS / g.ilF)}x | train --json step_ms ${f1(cli)} (${f2(cli / g.steadyS)}x the bare step)${ab ? ` | in one process: bare ${f1(ab.bareBefore)}, train() ${f1(ab.trainer)}, bare ${f1(ab.bareAfter)} (${f2((2 * ab.trainer) / (ab.bareBefore + ab.bareAfter))}x); the trainer's own work per step ${ab.overheadMs.toFixed(2)} ms (${(100 * ab.overheadMs / ab.trainer).toFixed(1)}%), batch assembly ${ab.assemblyMs.toFixed(2)} ms` : ''} | torch forward ${f1(t.forward)}, step ${f1(t.step)}, grl/torch step ${t.step ? f2(g.steadyS / t.step) : '-'}${res.grlRss ? ` | peak RSS grl step ${C.mib(res.grlRss)}, grl-onnx train process ${res.cliRss ? C.mib(res.cliRss) : '-'}, torch ${res.torchRss ? C.mib(res.torchRss) : '-'}` : ''}`);
   }
   fs.appendFileSync(path.join(DIR, 'runs.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), machine: C.machine(), blas, results })}\n`);
 }
