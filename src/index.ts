@@ -41,6 +41,8 @@ export { buildTrainingGraph, differentiate, missingRules, supportedOps, Unsuppor
 export type { TrainingGraph, TrainingGraphOptions, LossOption, GradRule, RuleContext, RuleEntry } from './grad';
 export { TrainingSession, generateArtifacts, writeArtifacts, buildOptimizerModel, saveCheckpoint, loadCheckpoint, lambdaAt, lrAt } from './train';
 export type { TrainingSessionCreateOptions, CheckpointState, OptimizerKind, LrSchedule, LambdaSchedule } from './train';
+export { openCheckpoint } from './train/checkpoint';
+export type { CheckpointFile } from './train/checkpoint';
 export type { ArtifactLayout, ArtifactOptions } from './train/artifacts';
 export { toOrtTrainingModel, buildOrtOptimizerModel } from './train/layouts/ort';
 export { train } from './train/trainer';

@@ -105,6 +105,19 @@ describe('openCheckpoint: the structure through page reads, values on demand', (
     }
   });
 
+  it('is public API: the package root exports the same openCheckpoint', async () => {
+    const root = await import('../../src');
+    expect(root.openCheckpoint).toBe(openCheckpoint);
+    const file = path.join(dir, 'small');
+    saveCheckpoint(big, file);
+    const opened = root.openCheckpoint(file);
+    try {
+      expect(opened.state.trainable.map((t) => t.name)).toEqual(big.trainable.map((t) => t.name));
+    } finally {
+      opened.close();
+    }
+  });
+
   it('gives loadCheckpoint\'s one-line errors for missing, foreign, tiny, directory and truncated files', () => {
     const same = (file: string) => {
       const want = errorOf(() => loadCheckpoint(file));
