@@ -13,6 +13,8 @@ import { CHECKPOINT_IDENTIFIER, CheckpointState, NamedTensor, emptyProperties } 
 
 /** What the parser reads through: flatbuffers' ByteBuffer has them; read-file.ts' PagedFile too. */
 export interface FlatBytes {
+  /** The size of the file (or buffer) in bytes. */
+  capacity(): number;
   position(): number;
   readInt8(offset: number): number;
   readInt32(offset: number): number;
@@ -25,15 +27,50 @@ export interface FlatBytes {
   __vector_len(offset: number): number;
 }
 
+/**
+ * The bytes a parse may read, checked before each vector or string is read: everything lies
+ * inside the file, and the vectors and strings read add up to no more than the file's size
+ * (in a well-formed checkpoint each is read once). A crafted count or length, or a vector
+ * of offsets all pointing at one big table, then fails instead of allocating without bound.
+ */
+class Budget {
+  private left: number;
+  constructor(readonly size: number) {
+    this.left = size;
+  }
+  /** Throws unless `count` items of `width` bytes from byte `start` lie in the file; charges them. */
+  take(what: string, start: number, count: number, width: number): void {
+    if (!(count >= 0) || !(start >= 0) || start + count * width > this.size) {
+      throw new Error(`${what} of ${count} at byte ${start} runs past the end of the ${this.size}-byte file`);
+    }
+    this.left -= count * width;
+    if (this.left < 0) throw new Error(`its vectors and strings add up to more than the file's ${this.size} bytes (overlapping offsets)`);
+  }
+  /** Throws unless a table (its soffset at `pos`) lies in the file. */
+  table(pos: number): number {
+    if (!(pos >= 0) || pos + 4 > this.size) throw new Error(`table at byte ${pos} outside the ${this.size}-byte file`);
+    return pos;
+  }
+}
+
 /** A flatbuffer table: field k lives at vtable slot 4 + 2k. */
 class Table {
-  constructor(readonly bb: FlatBytes, readonly pos: number) {}
+  readonly pos: number;
+  constructor(readonly bb: FlatBytes, readonly budget: Budget, pos: number) {
+    this.pos = budget.table(pos);
+  }
   private off(field: number): number {
     return this.bb.__offset(this.pos, 4 + 2 * field);
   }
+  private at(field: number): Table {
+    return new Table(this.bb, this.budget, this.bb.__indirect(this.pos + this.off(field)));
+  }
   string(field: number): string | null {
     const o = this.off(field);
-    return o ? (this.bb.__string(this.pos + o) as string) : null;
+    if (!o) return null;
+    const start = this.pos + o + this.bb.readInt32(this.pos + o);
+    this.budget.take('string', start + 4, this.bb.readInt32(start), 1);
+    return this.bb.__string(this.pos + o) as string;
   }
   int32(field: number, dflt = 0): number {
     const o = this.off(field);
@@ -52,27 +89,33 @@ class Table {
     return o ? this.bb.readInt8(this.pos + o) !== 0 : false;
   }
   table(field: number): Table | null {
-    const o = this.off(field);
-    return o ? new Table(this.bb, this.bb.__indirect(this.pos + o)) : null;
+    return this.off(field) ? this.at(field) : null;
   }
   tables(field: number): Table[] {
     const o = this.off(field);
     if (!o) return [];
     const start = this.bb.__vector(this.pos + o);
     const n = this.bb.__vector_len(this.pos + o);
-    return Array.from({ length: n }, (_, i) => new Table(this.bb, this.bb.__indirect(start + 4 * i)));
+    this.budget.take('vector', start, n, 4);
+    return Array.from({ length: n }, (_, i) => new Table(this.bb, this.budget, this.bb.__indirect(start + 4 * i)));
   }
   int64s(field: number): number[] {
     const o = this.off(field);
     if (!o) return [];
     const start = this.bb.__vector(this.pos + o);
-    return Array.from({ length: this.bb.__vector_len(this.pos + o) }, (_, i) => Number(this.bb.readInt64(start + 8 * i)));
+    const n = this.bb.__vector_len(this.pos + o);
+    this.budget.take('int64 vector', start, n, 8);
+    return Array.from({ length: n }, (_, i) => Number(this.bb.readInt64(start + 8 * i)));
   }
   /** Where a [uint8] field's bytes lie (byte offset and length as recorded). */
   vector(field: number): { start: number; length: number } {
     const o = this.off(field);
     if (!o) return { start: 0, length: 0 };
-    return { start: this.bb.__vector(this.pos + o), length: this.bb.__vector_len(this.pos + o) };
+    const start = this.bb.__vector(this.pos + o);
+    const length = this.bb.__vector_len(this.pos + o);
+    // Past the end is the payload check's to report (a truncated file); before the start is not a place.
+    if (!(start >= 0 && length >= 0)) throw new Error(`byte vector of ${length} at byte ${start} outside the ${this.budget.size}-byte file`);
+    return { start, length };
   }
 }
 
@@ -83,7 +126,9 @@ function readTensor<T>(t: Table, where: string, make: TensorMaker<T>): T {
   const name = t.string(0) ?? '';
   const dataType = t.int32(3);
   if (dataType !== DataType.FLOAT) throw new GrlError(`${where}: tensor '${name}' has data type ${DataType[dataType] ?? dataType}; grl-onnx checkpoints hold FLOAT tensors`);
-  return make(name, t.int64s(2), t.vector(4));
+  const dims = t.int64s(2);
+  if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new GrlError(`${where}: tensor '${name}' has dims [${dims.join(', ')}]`, { file: where });
+  return make(name, dims, t.vector(4));
 }
 
 /** Throws unless `byteLength` bytes hold the float32 values of `dims`; returns their count. */
@@ -105,7 +150,7 @@ export function checkIdentifier(where: string, size: number, bb: FlatBytes & { _
 /** Decode the checkpoint's flatbuffer structure; each tensor comes from `make`. Errors are one line naming `where`. */
 export function parseCheckpoint<T>(bb: FlatBytes, where: string, make: TensorMaker<T>): CheckpointState<T> {
   try {
-    const root = new Table(bb, bb.readInt32(bb.position()) + bb.position());
+    const root = new Table(bb, new Budget(bb.capacity()), bb.readInt32(bb.position()) + bb.position());
     const version = root.int32(0);
     const module = root.table(1);
     const tensor = (t: Table) => readTensor(t, where, make);
