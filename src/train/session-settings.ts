@@ -128,9 +128,31 @@ export class SessionSettings {
 function readSettings(p: PropertyBag): SavedSettings {
   const text = p.strings[SESSION_PROPERTY];
   if (!text) return {};
+  let saved: unknown;
   try {
-    return JSON.parse(text) as SavedSettings;
+    saved = JSON.parse(text);
   } catch {
     throw new GrlError(`checkpoint property '${SESSION_PROPERTY}' is not valid JSON`);
   }
+  const wrong = settingsProblem(saved);
+  if (wrong) throw new GrlError(`checkpoint property '${SESSION_PROPERTY}' is not grl-onnx session settings (${wrong})`);
+  return saved as SavedSettings;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isNumbers = (v: unknown) => isObject(v) && Object.values(v).every((x) => typeof x === 'number');
+const LAMBDA_SCHEDULES = ['constant', 'dann', 'linear'];
+
+/** What in a parsed SESSION_PROPERTY is not SavedSettings' shape (a checkpoint is untrusted input). */
+function settingsProblem(s: unknown): string | undefined {
+  if (!isObject(s)) return 'not an object';
+  if (s.optimizer !== undefined && !(typeof s.optimizer === 'string' && s.optimizer in HYPERPARAMETER_INPUTS)) return `optimizer ${JSON.stringify(s.optimizer)}`;
+  if (s.learningRate !== undefined && typeof s.learningRate !== 'number') return 'learningRate';
+  for (const k of ['hyperparameters', 'lambdas', 'lambdaMax'] as const) if (s[k] !== undefined && !isNumbers(s[k])) return k;
+  const ls = s.lambdaSchedule;
+  if (ls === undefined) return undefined;
+  const kind = isObject(ls) && isObject(ls.schedule) ? ls.schedule.kind : undefined;
+  const ok = isObject(ls) && typeof ls.totalSteps === 'number' && typeof kind === 'string' && LAMBDA_SCHEDULES.includes(kind)
+    && (kind !== 'linear' || typeof (ls.schedule as Record<string, unknown>).warmup === 'number');
+  return ok ? undefined : 'lambdaSchedule';
 }

@@ -149,7 +149,13 @@ export class TrainingSession {
       const train = await createOrtSession(layout.trainModel, opts);
       const evalSession = o.evalModel ? await createOrtSession(o.evalModel, opts) : undefined;
       const optimizer = useOnnx && layout.optimizerModel ? await createOrtSession(layout.optimizerModel, opts) : undefined;
-      return new TrainingSession(train, evalSession, optimizer, layout, ckpt, o.inferenceModel, o.rowGradOutputs);
+      try {
+        return new TrainingSession(train, evalSession, optimizer, layout, ckpt, o.inferenceModel, o.rowGradOutputs);
+      } catch (e) {
+        // What the checkpoint holds did not fit: name the file it came from.
+        if (file && e instanceof GrlError) throw new GrlError(`${o.checkpointState}: ${e.message}`, { file: o.checkpointState as string, cause: e });
+        throw e;
+      }
     } finally {
       file?.close();
     }

@@ -1,6 +1,7 @@
 // Checkpoints from strangers: crafted counts, lengths, offsets and dims, and fuzzed bytes of
 // a checkpoint grl-onnx writes and of one laid out as ORT lays it out. Every failure of
-// loadCheckpoint(bytes) and openCheckpoint(path) (the path TrainingSession.create reads) is one GrlError line naming the file, found without
+// loadCheckpoint(bytes), openCheckpoint(path) (the path TrainingSession.create reads) and
+// TrainingSession.create itself is one GrlError line naming the file, found without
 // allocating more than the file's size and without reading past its end.
 import * as fs from 'fs';
 import * as os from 'os';
@@ -8,7 +9,11 @@ import * as path from 'path';
 import { Builder } from 'flatbuffers';
 import { CheckpointState, loadCheckpoint, openCheckpoint, serializeCheckpoint } from '../../src/train/checkpoint';
 import { GrlError } from '../../src/onnx/errors';
+import { writeArtifacts } from '../../src/train/artifacts';
+import { TrainingSession } from '../../src/train/session';
+import { Model } from '../../src/onnx/io';
 import { ortStyleCheckpoint } from '../helpers/ort-checkpoint';
+import { inferenceModel, initialWeights, trainingGraphFor } from './linear-grl';
 
 let dir: string;
 beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grl-ckpt-hostile-')); });
@@ -134,5 +139,55 @@ describe('checkpoint readers on crafted files', () => {
     }
     expect(failures).toBeGreaterThan(good.length); // the fuzzing does reach the checks
     expect(Date.now() - started).toBeLessThan(60000);
+  });
+});
+
+describe('TrainingSession.create on a hostile checkpoint file', () => {
+  let artifacts: string;
+  beforeAll(() => {
+    const w0 = initialWeights();
+    const original: Model = { proto: inferenceModel(w0), source: 'linear-grl.onnx', unknownFields: [] };
+    artifacts = path.join(dir, 'artifacts');
+    writeArtifacts(original, trainingGraphFor(w0), { optimizer: 'adamw', learningRate: 1e-2 }, artifacts);
+  });
+
+  it.each([
+    ['null', 'not an object'],
+    ['[1]', 'not an object'],
+    ['{"optimizer":"lion"}', 'optimizer "lion"'],
+    ['{"lambdas":{"adv":"big"}}', 'lambdas'],
+    ['{"lambdaSchedule":{"schedule":{"kind":"cosine"},"totalSteps":3}}', 'lambdaSchedule'],
+  ])('session settings %s in the checkpoint fail create with one line naming the file', async (json, why) => {
+    const a = await TrainingSession.create(artifacts);
+    const state = a.checkpointState();
+    await a.release();
+    state.properties.strings['grl-onnx.session'] = json;
+    const file = path.join(dir, 'settings.ckpt');
+    fs.writeFileSync(file, serializeCheckpoint(state));
+    await expect(TrainingSession.create({ artifactsDir: artifacts, checkpointState: file })).rejects.toMatchObject({
+      name: 'GrlError', file, message: `${file}: checkpoint property 'grl-onnx.session' is not grl-onnx session settings (${why})`,
+    });
+  });
+
+  it('every corrupted byte of a session checkpoint fails create with one GrlError line naming the file, or resumes', async () => {
+    const a = await TrainingSession.create(artifacts);
+    const file = path.join(dir, 'session.ckpt');
+    await a.saveCheckpoint(file);
+    await a.release();
+    const good = fs.readFileSync(file);
+    const others: string[] = [];
+    for (let i = 0; i < good.length; i += 3) { // every third byte, payloads included
+      const bytes = Uint8Array.from(good);
+      bytes[i] ^= i % 2 ? 0xff : 0x41;
+      fs.writeFileSync(file, bytes);
+      try {
+        const s = await TrainingSession.create({ artifactsDir: artifacts, checkpointState: file });
+        await s.release();
+      } catch (e) {
+        const m = (e as Error).message;
+        if (!(e instanceof GrlError) || /\n/.test(m) || !m.includes(file)) others.push(`byte ${i}: ${(e as Error).constructor.name}: ${m}`);
+      }
+    }
+    expect(others).toEqual([]);
   });
 });
