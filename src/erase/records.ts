@@ -33,15 +33,42 @@ export interface EraserFitInfo {
   [key: string]: unknown;
 }
 
+/** The well-formed records (a model is input: hand-edited or foreign metadata is left out, not trusted). */
 export function readErasers(proto: ModelProto): EraserRecord[] {
+  return parseErasers(proto).records;
+}
+
+/**
+ * What is wrong with the model's `grl-onnx.erasers` metadata, if anything: not a JSON
+ * array, or entries that are not eraser records (what readErasers leaves out).
+ */
+export function eraserMetadataProblem(proto: ModelProto): string | undefined {
+  const { entries, records } = parseErasers(proto);
+  if (entries === undefined) return `its ${ERASERS_KEY} metadata is not a JSON array`;
+  const bad = entries - records.length;
+  return bad ? `${bad} of the ${entries} entries of its ${ERASERS_KEY} metadata ${bad === 1 ? 'is not an eraser record' : 'are not eraser records'}` : undefined;
+}
+
+function parseErasers(proto: ModelProto): { entries: number | undefined; records: EraserRecord[] } {
   const entry = (proto.metadata_props ?? []).find((m) => m.key === ERASERS_KEY);
-  if (!entry?.value) return [];
+  if (!entry?.value) return { entries: 0, records: [] };
+  let v: unknown;
   try {
-    const v = JSON.parse(entry.value) as EraserRecord[];
-    return Array.isArray(v) ? v : [];
+    v = JSON.parse(entry.value);
   } catch {
-    return [];
+    return { entries: undefined, records: [] };
   }
+  if (!Array.isArray(v)) return { entries: undefined, records: [] };
+  return { entries: v.length, records: v.filter(isEraserRecord).map((r) => ({ ...r, fit: isObject(r.fit) ? r.fit : {} })) };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStrings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+function isEraserRecord(r: unknown): r is EraserRecord {
+  if (!isObject(r)) return false;
+  const strings = ['method', 'tensor', 'input', 'output'].every((k) => typeof r[k] === 'string');
+  return strings && isStrings(r.nodes) && isStrings(r.initializers) && typeof r.dim === 'number' && typeof r.rank === 'number';
 }
 
 export function writeErasers(proto: ModelProto, records: EraserRecord[]): void {

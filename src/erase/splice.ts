@@ -13,7 +13,7 @@ import { float32Tensor } from '../onnx/tensor';
 import { inferShapes } from '../onnx/shapes';
 import { copyForSurgery } from '../patch/patch';
 import { Eraser, denseEraser } from './eraser';
-import { ERASERS_KEY, EraserFitInfo, EraserRecord, eraserAt, readErasers, writeErasers } from './records';
+import { ERASERS_KEY, EraserFitInfo, EraserRecord, eraserAt, eraserMetadataProblem, readErasers, writeErasers } from './records';
 
 export type { EraserFitInfo, EraserRecord };
 export { eraserAt, readErasers };
@@ -148,6 +148,8 @@ const eraserLabel = (r: EraserRecord) => `${r.method} at '${r.tensor}'`;
  * model's before `erase`, byte for byte. Later erasers go first: each finds the graph as it left it.
  */
 export function removeErasers(model: Model, which?: string): { model: Model; removed: EraserRecord[] } {
+  const problem = eraserMetadataProblem(model.proto);
+  if (problem) throw new GrlError(`${model.source}: ${problem}; erasers cannot be taken out of it safely`, { file: model.source });
   const all = readErasers(model.proto);
   if (!all.length) throw new GrlError(`${model.source}: the model has no eraser (no ${ERASERS_KEY} metadata); there is nothing to remove`, { file: model.source });
   const chosen = which === undefined ? all : all.filter((r) => r.tensor === which || r.input === which || r.nodes.includes(which));

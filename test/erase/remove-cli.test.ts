@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { loadModel } from '../../src/onnx/io';
+import { loadModel, saveModel } from '../../src/onnx/io';
 import { readErasers } from '../../src/erase/records';
 import { cli } from '../helpers/cli';
 import { runOrt } from '../helpers/models';
@@ -102,6 +102,24 @@ describe('grl-onnx erase --remove', () => {
     expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
     expect(r.stderr.trim()).toMatch(message);
     expect(fs.existsSync(p('bad.onnx'))).toBe(false);
+  });
+
+  test.each([
+    ['[{}]', "1 of the 1 entries of its grl-onnx.erasers metadata is not an eraser record"],
+    ['[null, 1]', "2 of the 2 entries of its grl-onnx.erasers metadata are not eraser records"],
+    ['[{"tensor":"x","nodes":"abc"}]', "1 of the 1 entries of its grl-onnx.erasers metadata is not an eraser record"],
+    ['{"a":1}', 'its grl-onnx.erasers metadata is not a JSON array'],
+  ])('eraser metadata %s (hand-edited or foreign): --remove is one line, exit 1, nothing written; inspect still reads the model', async (value, why) => {
+    const m = loadModel(MODEL);
+    m.proto.metadata_props = [...(m.proto.metadata_props ?? []), { key: 'grl-onnx.erasers', value }];
+    saveModel(m, p('odd.onnx'));
+    for (const which of [[], ['x']]) {
+      const r = await cli(['erase', p('odd.onnx'), '--remove', ...which, '-o', p('bad.onnx')]);
+      expect([r.code, r.stderr]).toEqual([1, `grl-onnx: ${p('odd.onnx')}: ${why}; erasers cannot be taken out of it safely\n`]);
+      expect(fs.existsSync(p('bad.onnx'))).toBe(false);
+    }
+    const inspect = await cli(['inspect', p('odd.onnx')]);
+    expect([inspect.code, inspect.stderr, inspect.stdout.includes('eraser:')]).toEqual([0, '', false]);
   });
 
   test('never overwrites the input', async () => {
