@@ -3,6 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { ByteBuffer } from 'flatbuffers';
 import { CheckpointState, layoutCheckpoint, loadCheckpoint, saveCheckpoint, serializeCheckpoint } from '../../src/train/checkpoint';
+import { GrlError } from '../../src/onnx/errors';
 import { randn, rng } from '../helpers/build';
 
 function sampleState(): CheckpointState {
@@ -137,6 +138,14 @@ describe('ORT training checkpoint (flatbuffer, "ODTC")', () => {
     saveCheckpoint(s2, file);
     expect(loadCheckpoint(file).optimizerGroups[0].step).toBe(5);
     expect(fs.readdirSync(dir)).toEqual(['checkpoint']);
+  });
+
+  it.each([NaN, Infinity, -Infinity, 2 ** 63, -(2 ** 64)])('refuses an int property of %p with one line, and writes nothing', (v) => {
+    const file = path.join(dir, 'checkpoint');
+    const s = sampleState();
+    s.properties.ints['data.offset'] = v;
+    expect(() => saveCheckpoint(s, file)).toThrow(new GrlError(`checkpoint int property 'data.offset' is ${v}; int properties hold int64 values`));
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 
   it('rejects files that are not checkpoints with one line', () => {

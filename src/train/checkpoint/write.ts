@@ -153,10 +153,16 @@ function tensor(w: ForwardWriter, t: NamedTensor): () => number {
   return () => w.table([{ ref: () => w.string(t.name) }, undefined, { ref: () => w.int64s(t.dims) }, { i32: DataType.FLOAT }, { payload: t.data }]);
 }
 
+/** An int property as int64 (truncated); NaN, ±Infinity or past int64 is an error, not a RangeError or a wrapped value. */
+function int64Property(name: string, v: number): bigint {
+  if (!(Math.abs(v) < 2 ** 63)) throw new GrlError(`checkpoint int property '${name}' is ${v}; int properties hold int64 values`);
+  return BigInt(Math.trunc(v));
+}
+
 function propertyBag(w: ForwardWriter, p: PropertyBag): number {
-  const entries = <T>(rec: Record<string, T>, value: (v: T) => Field) => Object.entries(rec).map(([k, v]) => () => w.table([{ ref: () => w.string(k) }, value(v)]));
+  const entries = <T>(rec: Record<string, T>, value: (v: T, k: string) => Field) => Object.entries(rec).map(([k, v]) => () => w.table([{ ref: () => w.string(k) }, value(v, k)]));
   return w.table([
-    { ref: () => w.tables(entries(p.ints, (v) => ({ i64: BigInt(Math.trunc(v)) }))) },
+    { ref: () => w.tables(entries(p.ints, (v, k) => ({ i64: int64Property(k, v) }))) },
     { ref: () => w.tables(entries(p.floats, (v) => ({ f32: v }))) },
     { ref: () => w.tables(entries(p.strings, (v) => ({ ref: () => w.string(v) }))) },
   ]);
