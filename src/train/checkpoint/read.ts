@@ -91,21 +91,22 @@ class Table {
   table(field: number): Table | null {
     return this.off(field) ? this.at(field) : null;
   }
-  tables(field: number): Table[] {
+  /** A vector field's start and length, charged to the budget (checked against the file) before any element is read. */
+  private checkedVector(field: number, what: string, elementSize: number): { start: number; n: number } | undefined {
     const o = this.off(field);
-    if (!o) return [];
+    if (!o) return undefined;
     const start = this.bb.__vector(this.pos + o);
     const n = this.bb.__vector_len(this.pos + o);
-    this.budget.take('vector', start, n, 4);
-    return Array.from({ length: n }, (_, i) => new Table(this.bb, this.budget, this.bb.__indirect(start + 4 * i)));
+    this.budget.take(what, start, n, elementSize);
+    return { start, n };
+  }
+  tables(field: number): Table[] {
+    const v = this.checkedVector(field, 'vector', 4);
+    return v ? Array.from({ length: v.n }, (_, i) => new Table(this.bb, this.budget, this.bb.__indirect(v.start + 4 * i))) : [];
   }
   int64s(field: number): number[] {
-    const o = this.off(field);
-    if (!o) return [];
-    const start = this.bb.__vector(this.pos + o);
-    const n = this.bb.__vector_len(this.pos + o);
-    this.budget.take('int64 vector', start, n, 8);
-    return Array.from({ length: n }, (_, i) => Number(this.bb.readInt64(start + 8 * i)));
+    const v = this.checkedVector(field, 'int64 vector', 8);
+    return v ? Array.from({ length: v.n }, (_, i) => Number(this.bb.readInt64(v.start + 8 * i))) : [];
   }
   /** Where a [uint8] field's bytes lie (byte offset and length as recorded). */
   vector(field: number): { start: number; length: number } {
