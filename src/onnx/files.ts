@@ -74,10 +74,10 @@ export class AtomicFile {
 }
 
 /** Write a whole buffer atomically (temp file, fsync, rename). */
-export function writeFileAtomic(dest: string, data: Uint8Array | string): void {
+export function writeFileAtomic(dest: string, data: Uint8Array | string | Uint8Array[]): void {
   const f = new AtomicFile(dest);
   try {
-    f.write([typeof data === 'string' ? Buffer.from(data) : data]);
+    f.write(typeof data === 'string' ? [Buffer.from(data)] : Array.isArray(data) ? data : [data]);
     f.commit();
   } catch (e) {
     f.abort();

@@ -11,7 +11,7 @@
 // uoffsets, vector lengths and strings at multiples of 4; int64 vector elements at 8.
 import { DataType } from '../../onnx/proto';
 import { GrlError } from '../../onnx/errors';
-import { AtomicFile } from '../../onnx/io';
+import { writeFileAtomic } from '../../onnx/io';
 import { CHECKPOINT_IDENTIFIER, CheckpointState, NamedTensor, OptimizerGroup, PropertyBag } from './format';
 
 /** A table field by slot: a scalar, an object written after the table, or a tensor payload. */
@@ -226,13 +226,5 @@ export function serializeCheckpoint(s: CheckpointState): Uint8Array {
 
 /** Write a checkpoint file atomically (temp file, fsync, rename), the payloads straight from their arrays. */
 export function saveCheckpoint(s: CheckpointState, dest: string): void {
-  const layout = layoutCheckpoint(s);
-  const f = new AtomicFile(dest);
-  try {
-    f.write(chunks(layout));
-    f.commit();
-  } catch (e) {
-    f.abort();
-    throw e;
-  }
+  writeFileAtomic(dest, chunks(layoutCheckpoint(s)));
 }
