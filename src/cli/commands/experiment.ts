@@ -43,6 +43,20 @@ async function inFolder<T>(folder: RunFolder, io: CliIO, hooks: ExperimentHooks,
   }
 }
 
+/**
+ * An experiment in its report folder: progress on stderr, the folder claimed before the first
+ * write and released after, the report written once the run is done.
+ */
+async function runReported<R, F>(args: ExperimentArgs, io: CliIO, run: (h: ExperimentHooks) => Promise<R>, write: (r: R) => Promise<F>): Promise<{ report: R; files: F }> {
+  const folder = await reportFolder(args);
+  const { hooks, stop } = progressHooks(io);
+  return inFolder(folder, io, hooks, async (h) => {
+    const report = await run(h);
+    stop();
+    return { report, files: await write(report) };
+  });
+}
+
 /** Stage lines, warnings, and a progress bar on a TTY (a line every 10% otherwise). */
 function progressHooks(io: CliIO): { hooks: ExperimentHooks; stop: () => void } {
   const tty = !!(process.stderr as { isTTY?: boolean }).isTTY && io.stderr === process.stderr;
@@ -96,13 +110,7 @@ async function runTagger(args: ExperimentArgs, io: CliIO, file: Record<string, u
   if (args.truncate) cfg.truncate = true;
   const corpus = corpusFromArgs(args, io);
   if (corpus) cfg.corpus = corpus;
-  const folder = await reportFolder(args);
-  const { hooks, stop } = progressHooks(io);
-  const { report, files } = await inFolder(folder, io, hooks, async (h) => {
-    const r = await runExperiment(cfg, args.out, h);
-    stop();
-    return { report: r, files: await writeReport(r, args.out) };
-  });
+  const { report, files } = await runReported(args, io, (h) => runExperiment(cfg, args.out, h), (r) => writeReport(r, args.out));
   if (args.json) {
     io.stdout.write(`${JSON.stringify({ kind: 'tagger', findings: report.findings, timings: report.timings, files }, null, 1)}\n`);
     return;
@@ -126,13 +134,7 @@ async function runErasure(args: ExperimentArgs, io: CliIO, file: Record<string, 
   if (args.threads) cfg.threads = args.threads;
   if (args.tokenizer) cfg.tokenizer = args.tokenizer;
   if (args.label?.length) throw new GrlError('--label applies to the tagger experiment; the erasure experiment takes "concept" and "target" label keys from its config');
-  const folder = await reportFolder(args);
-  const { hooks, stop } = progressHooks(io);
-  const { report, files } = await inFolder(folder, io, hooks, async (h) => {
-    const r = await runErasureExperiment(cfg, args.out, h);
-    stop();
-    return { report: r, files: await writeErasureReport(r, args.out) };
-  });
+  const { report, files } = await runReported(args, io, (h) => runErasureExperiment(cfg, args.out, h), (r) => writeErasureReport(r, args.out));
   if (args.json) {
     io.stdout.write(`${JSON.stringify({ kind: 'erasure', baseline: report.baseline, summary: report.summary, timings: report.timings, files }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`);
     return;
