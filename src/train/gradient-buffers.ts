@@ -35,12 +35,15 @@ export class GradientBuffers {
   private pending = false;
   /** The current step adds into the scratch (decided by beginStep). */
   private accumulating = false;
+  /** The row-sparse tables, found once rather than on every step. */
+  private readonly rowTables: RowSlot[];
 
   /**
    * `trainable` in slot order, each read straight into its place in the parameter buffer;
    * `frozen` are constants of the training graphs, kept only to be carried into checkpoints.
    */
   constructor(readonly slots: ParamSlot[], trainable: TensorPayload[], stateCount: number, readonly frozen: NamedTensor[]) {
+    this.rowTables = slots.flatMap((s) => (s.rows ? [s.rows] : []));
     const size = trainable.reduce((n, t) => n + t.length, 0);
     const arena = KernelArena.create(Array.from({ length: 3 + stateCount }, () => size));
     const buffer = (k: number) => arena?.views[k] ?? new Float32Array(size);
@@ -113,7 +116,7 @@ export class GradientBuffers {
     // (the step's dense gradients are already written; a failed step's gradients are void).
     const rowsOf = (r: RowSlot) => result[r.outputs.rows].data as Float32Array;
     const indicesOf = (r: RowSlot) => result[r.outputs.indices].data as BigInt64Array;
-    const tables = this.slots.flatMap((s) => (s.rows ? [s.rows] : []));
+    const tables = this.rowTables;
     for (const r of tables) checkRows(r, rowsOf(r), indicesOf(r));
     for (const r of tables) {
       if (!this.accumulating) {
